@@ -1,0 +1,1 @@
+"""Ways into graphc: the Python DSL (`dsl`, `layers`)."""

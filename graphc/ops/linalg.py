@@ -1,0 +1,76 @@
+"""Matrix multiply and data movement: matmul (batched, broadcasting), transpose, reshape.
+
+Input: nothing (imported for its side effect). Output: registered OpDefs. Movement ops carry a
+`view` fact (input element strides per output dim), so one strided-copy kernel lowers them all.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..frontend import dsl as F
+from ..types import FLOAT_DTYPES, TensorType, broadcast_shapes
+from .registry import REQUIRED, OpDef, register
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def _matmul_rule(types, attrs):
+    a, b = types
+    if a.rank < 2 or b.rank < 2:
+        raise ShapeError(f"matmul needs operands of rank >= 2, got {a} and {b}")
+    if a.dtype != b.dtype or a.dtype not in FLOAT_DTYPES:
+        raise ShapeError(f"matmul needs two operands of the same float dtype, got {a} and {b}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul inner dimensions differ: {a.shape} @ {b.shape} "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    try:
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except Exception as err:
+        raise ShapeError(f"matmul batch dimensions: {err}") from None
+    return [TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)]
+
+
+register(OpDef(
+    name="matmul", doc="a @ b; batch dims broadcast like NumPy", kind="matmul",
+    infer=_matmul_rule, reference=np.matmul, arity=2,
+    bprop=lambda a, b, y, g: [g @ F.swapaxes(b, -1, -2), F.swapaxes(a, -1, -2) @ g]))
+
+
+def _transpose_rule(types, attrs):
+    (x,), perm = types, tuple(attrs["perm"])
+    if sorted(perm) != list(range(x.rank)):
+        raise ShapeError(f"transpose: perm {perm} is not a permutation of {x.rank} axes")
+    return [TensorType(tuple(x.shape[p] for p in perm), x.dtype)]
+
+
+def _transpose_view(x: TensorType, y: TensorType, perm) -> tuple[int, ...]:
+    strides = contiguous_strides(x.shape)
+    return tuple(strides[p] for p in perm)
+
+
+register(OpDef(
+    name="transpose", doc="permute axes", kind="movement", infer=_transpose_rule,
+    reference=lambda x, perm: np.ascontiguousarray(np.transpose(x, perm)),
+    bprop=lambda x, y, g, perm: [F.transpose(g, tuple(np.argsort(perm).tolist()))],
+    attrs={"perm": REQUIRED}, view=_transpose_view))
+
+
+def _reshape_rule(types, attrs):
+    (x,), shape = types, tuple(attrs["shape"])
+    if any(d < 0 for d in shape) or int(np.prod(shape)) != x.size:
+        raise ShapeError(f"reshape: cannot reshape {x.shape} ({x.size} elements) to {shape}")
+    return [TensorType(shape, x.dtype)]
+
+
+register(OpDef(
+    name="reshape", doc="same elements, new shape (row-major)", kind="movement",
+    infer=_reshape_rule, reference=lambda x, shape: np.reshape(x, shape).copy(),
+    bprop=lambda x, y, g, shape: [F.reshape(g, x.shape)], attrs={"shape": REQUIRED},
+    view=lambda x, y, shape: contiguous_strides(y.shape)))

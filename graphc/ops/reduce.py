@@ -1,0 +1,74 @@
+"""Reductions over axes: sum, mean, max (with keepdims).
+
+Input: nothing (imported for its side effect). Output: registered reduction OpDefs whose
+`reducer` (combine op, identity) and `finalize` drive the generic reduction kernel.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..frontend import dsl as F
+from ..types import FLOAT_DTYPES, TensorType
+from .registry import REQUIRED, OpDef, register
+
+NUMERIC = ("f32", "f64", "i64")
+
+
+def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
+    return tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
+
+
+def _rule(allowed):
+    def infer(types, attrs):
+        (x,), axes = types, attrs["axes"]
+        if x.dtype not in allowed:
+            raise ShapeError(f"dtype {x.dtype} not supported; expected one of {allowed}")
+        if any(not 0 <= a < max(x.rank, 1) for a in axes) or list(axes) != sorted(set(axes)):
+            raise ShapeError(f"axes {axes} must be sorted, unique and within rank {x.rank}")
+        if x.rank == 0 and axes:
+            raise ShapeError("cannot reduce over an axis of a scalar")
+        return [TensorType(reduced_shape(x.shape, axes, attrs["keepdims"]), x.dtype)]
+    return infer
+
+
+def keep_dims(g, x, axes: tuple[int, ...]):
+    """`g` reshaped so that the reduced axes of `x` are present with size 1."""
+    return F.reshape(g, reduced_shape(x.shape, axes, True))
+
+
+def _count(x, axes) -> int:
+    return math.prod(x.shape[a] for a in axes)
+
+
+def _sum_bprop(x, y, g, axes, keepdims):
+    return [F.broadcast_to(keep_dims(g, x, axes), x.shape)]
+
+
+def _mean_bprop(x, y, g, axes, keepdims):
+    return [F.broadcast_to(keep_dims(g, x, axes) / _count(x, axes), x.shape)]
+
+
+def _max_bprop(x, y, g, axes, keepdims):
+    """The gradient is split equally among the elements that attain the max."""
+    mask = F.cast(F.equal(x, keep_dims(y, x, axes)), x.dtype)
+    return [mask * keep_dims(g, x, axes) / F.sum(mask, axes, keepdims=True)]
+
+
+_ATTRS = {"axes": REQUIRED, "keepdims": False}
+
+register(OpDef(
+    name="sum", doc="sum over axes", kind="reduction", infer=_rule(NUMERIC),
+    reference=lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype),
+    bprop=_sum_bprop, attrs=_ATTRS, reducer=("add", 0.0)))
+register(OpDef(
+    name="mean", doc="arithmetic mean over axes", kind="reduction", infer=_rule(FLOAT_DTYPES),
+    reference=lambda x, axes, keepdims: np.mean(x, axis=axes, keepdims=keepdims, dtype=x.dtype),
+    bprop=_mean_bprop, attrs=_ATTRS, reducer=("add", 0.0),
+    finalize=lambda e, acc, count: e.div(acc, e.const(count, acc))))
+register(OpDef(
+    name="max", doc="maximum over axes (NaN propagates)", kind="reduction", infer=_rule(NUMERIC),
+    reference=lambda x, axes, keepdims: np.max(x, axis=axes, keepdims=keepdims),
+    bprop=_max_bprop, attrs=_ATTRS, reducer=("max", -math.inf)))

@@ -1,0 +1,97 @@
+"""Static tensor types: a dtype name and a fully static shape.
+
+Input: dtype names ("f32", "f64", "i64", "bool") or NumPy dtypes, and shape tuples.
+Output: `TensorType` values that print as `f32[128,784]` and parse back.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GraphcError
+
+DTYPES: dict[str, np.dtype] = {
+    "f32": np.dtype(np.float32),
+    "f64": np.dtype(np.float64),
+    "i64": np.dtype(np.int64),
+    "bool": np.dtype(np.bool_),
+}
+FLOAT_DTYPES = ("f32", "f64")
+_BY_NUMPY = {v: k for k, v in DTYPES.items()}
+
+
+def dtype_name(dtype: str | np.dtype | type) -> str:
+    """Normalise a dtype given as a graphc name or anything NumPy accepts."""
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return dtype
+    try:
+        return _BY_NUMPY[np.dtype(dtype)]
+    except (TypeError, KeyError):
+        raise GraphcError(f"unsupported dtype {dtype!r}; graphc supports {', '.join(DTYPES)}") from None
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A tensor's static shape and element type."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "dtype", dtype_name(self.dtype))
+        if any(d < 0 for d in self.shape):
+            raise GraphcError(f"negative dimension in shape {self.shape}")
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.np_dtype.itemsize
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+    def with_shape(self, shape: tuple[int, ...]) -> "TensorType":
+        return TensorType(shape, self.dtype)
+
+    def with_dtype(self, dtype: str) -> "TensorType":
+        return TensorType(self.shape, dtype)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+    @staticmethod
+    def parse(text: str) -> "TensorType":
+        m = re.fullmatch(r"\s*(\w+)\[([\d,\s]*)\]\s*", text)
+        if not m:
+            raise GraphcError(f"cannot parse tensor type {text!r}; expected e.g. f32[128,784]")
+        dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
+        return TensorType(dims, m.group(1))
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy broadcasting of shapes; raises GraphcError on a mismatch."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(rank):
+        dims = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise GraphcError(f"shapes {' and '.join(str(s) for s in shapes)} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
