@@ -118,6 +118,12 @@ class GraphBuilder:
         self._names: set[str] = set()
         self._counter = 0
         self._loc: str | None = None
+        self.producer: dict[Value, Node] = {}
+
+    def add_node(self, node: Node) -> None:
+        """Append an already-built node (used by passes that copy nodes)."""
+        self.nodes.append(node)
+        self.producer.update((v, node) for v in node.outputs)
 
     # --- naming and locations -------------------------------------------------------------
     def fresh_name(self, hint: str = "v") -> str:
@@ -205,7 +211,7 @@ class GraphBuilder:
             shown = f"{op_name}({', '.join(f'%{t.name}: {t.type}' for t in tensors)})"
             raise ShapeError(located(str(err), loc, shown)) from None
         outputs = tuple(Value(self.fresh_name(), t) for t in types)
-        self.nodes.append(Node(op_name, tuple(t.value for t in tensors), outputs, attrs, loc))
+        self.add_node(Node(op_name, tuple(t.value for t in tensors), outputs, attrs, loc))
         result = tuple(Tensor(self, v) for v in outputs)
         return result[0] if len(result) == 1 else result
 
@@ -234,7 +240,8 @@ class GraphBuilder:
         map from value name to Tensor, so a pass can append nodes."""
         b = cls(graph.name)
         b.inputs = list(graph.inputs)
-        b.nodes = list(graph.nodes)
+        for node in graph.nodes:
+            b.add_node(node)
         b.initializers = dict(graph.initializers)
         b._names = set(graph.values)
         return b, {name: Tensor(b, v) for name, v in graph.values.items()}

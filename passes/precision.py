@@ -1,0 +1,40 @@
+"""Precision change: the same graph computing in float64 (for gradient checks).
+
+Input: a Graph. Output: an equivalent Graph where every f32 value, constant, cast target and
+initializer is f64.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import Graph, GraphInput, Value
+from graphc.types import TensorType
+
+from .rewrite import rewrite
+
+
+def _f64(t: TensorType) -> TensorType:
+    return t.with_dtype("f64") if t.dtype == "f32" else t
+
+
+def to_float64(graph: Graph) -> Graph:
+    """Needs a verified graph; guarantees no f32 value remains."""
+    inputs = tuple(GraphInput(Value(i.name, _f64(i.value.type)), i.role) for i in graph.inputs)
+    inits = {k: v.astype(np.float64) if v.dtype == np.float32 else v
+             for k, v in graph.initializers.items()}
+    retyped = graph.replace(inputs=inputs, initializers=inits,
+                            nodes=())  # nodes are rebuilt below against the new inputs
+    by_name = {i.name: i.value for i in inputs}
+
+    def rule(b, node, ins):
+        attrs = {k: ("f64" if v == "f32" else v) for k, v in node.attrs.items()}
+        return b.apply(node.op, ins, **attrs)
+
+    # Rebuild on the retyped inputs: rewrite() maps old input values to themselves, so give it a
+    # graph whose inputs and nodes refer to the new input values.
+    rename = {i.value: by_name[i.name] for i in graph.inputs}
+    nodes = tuple(n.__class__(n.op, tuple(rename.get(v, v) for v in n.inputs), n.outputs,
+                              n.attrs, n.loc) for n in graph.nodes)
+    outputs = {k: rename.get(v, v) for k, v in graph.outputs.items()}
+    updates = {k: rename.get(v, v) for k, v in graph.updates.items()}
+    return rewrite(retyped.replace(nodes=nodes, outputs=outputs, updates=updates), rule)
