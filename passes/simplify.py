@@ -1,13 +1,16 @@
 """Local simplification, common-subexpression elimination and dead-code elimination.
 
-Input: a Graph. Output: an equivalent Graph. `simplify` runs the pattern table below to a fixed
-point; `cse` merges nodes with the same op, inputs and attributes; `dce` drops nodes whose values
+Input: a Graph. Output: an equivalent Graph. `simplify` folds small constant expressions and runs
+the pattern table below to a fixed point; `cse` merges nodes with the same op, inputs and attributes; `dce` drops nodes whose values
 reach no output or update.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from graphc.builder import GraphBuilder, Tensor
 from graphc.ir import Graph, Node
+from graphc.ops.registry import get_op
 
 from .rewrite import rewrite
 
@@ -50,9 +53,29 @@ def _negated(b: GraphBuilder, t: Tensor):
     return Tensor(b, producer.inputs[0]) if producer is not None and producer.op == "neg" else None
 
 
+FOLD_MAX_ELEMENTS = 16  # fold small constant expressions only; large ones stay computed
+
+
+def _fold(b: GraphBuilder, node: Node, inputs: list[Tensor]):
+    """An op whose inputs are all constants and whose result is small becomes a constant."""
+    producers = [b.producer.get(t.value) for t in inputs]
+    if not inputs or any(p is None or p.op != "constant" for p in producers):
+        return None
+    if len(node.outputs) != 1 or node.output.type.size > FOLD_MAX_ELEMENTS:
+        return None
+    op = get_op(node.op)
+    args = [get_op("constant").reference(**p.attrs) for p in producers]
+    value = np.asarray(op.reference(*args, **node.attrs), node.output.type.np_dtype)
+    return b.lift(value)
+
+
 def simplify(graph: Graph) -> Graph:
-    """Needs a verified graph; applies the algebraic pattern table until nothing changes."""
+    """Needs a verified graph; folds small constant expressions and applies the algebraic
+    pattern table until nothing changes."""
     def rule(b, node, inputs):
+        folded = _fold(b, node, inputs)
+        if folded is not None:
+            return folded
         for fn in _BY_OP.get(node.op, ()):
             out = fn(b, node, inputs)
             if out is not None:
