@@ -137,7 +137,8 @@ def run_passes(graph: gc.Graph, args: argparse.Namespace, loss: str | None) -> g
 
     train = (loss, optimizer_of(args)) if args.train else None
     return pipeline.run_pipeline(graph, pipeline.passes_for(train=train),
-                                 print_after=args.print_after, stop_after=args.stop_after)
+                                 print_after=args.print_after, stop_after=args.stop_after,
+                                 out=sys.stdout)
 
 
 def optimizer_of(args: argparse.Namespace):
