@@ -6,8 +6,8 @@ mini-batches of one fixed size (the ragged last batch is dropped: graphs are sta
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -50,6 +50,6 @@ def load_digits(heldout: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
     x = (digits.data / 16.0).astype(np.float32)  # pixel values are 0..16
     y = digits.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(y))
-    n_held = int(round(heldout * len(y)))
+    n_held = round(heldout * len(y))
     held, train = order[:n_held], order[n_held:]
     return Split(x[train], y[train]), Split(x[held], y[held])

@@ -4,7 +4,7 @@ Input: a model name. Output: a Graph (with initial params) from `MODELS[name]()`
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import graphc as gc
 

@@ -7,7 +7,7 @@ an independent check of graphc's gradients).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

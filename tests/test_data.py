@@ -15,7 +15,7 @@ def test_digits_split_is_deterministic_scaled_and_disjoint():
     assert (len(train), len(held)) == (1438, 359)
     assert train.x.dtype == np.float32 and train.y.dtype == np.int64
     assert train.x.shape[1] == 64 and 0.0 <= train.x.min() and train.x.max() == 1.0
-    again, held_again = load_digits(heldout=0.2, seed=0)
+    _, held_again = load_digits(heldout=0.2, seed=0)
     np.testing.assert_array_equal(held.x, held_again.x)
     rows = {r.tobytes() for r in train.x}
     assert sum(r.tobytes() in rows for r in held.x) < 5  # the dataset has a few duplicate images
