@@ -1,0 +1,33 @@
+"""runtime: from a graph of primitive ops to machine code and back to NumPy.
+
+Input: a `graphc.ir.Graph` whose ops are elementwise, reduction, matmul, movement or source
+(composites decomposed). Output: `compile_graph(graph) -> Executable`, whose `run(feeds)` is one
+native call into a single JIT-compiled LLVM module.
+"""
+from __future__ import annotations
+
+import time
+
+from graphc.ir import Graph
+
+from .executor import Executable
+from .jit import JitModule
+from .lower import ENTRY, build_module
+from .plan import plan_buffers
+
+__all__ = ["Executable", "compile_graph"]
+
+
+def compile_graph(graph: Graph) -> Executable:
+    """Plan buffers, lower every node to a kernel, JIT the module, wrap it for NumPy."""
+    t0 = time.perf_counter()
+    plan = plan_buffers(graph)
+    module, kernels = build_module(graph, plan)
+    lowered = time.perf_counter() - t0
+    jit = JitModule(module, ENTRY)
+    stats = {"kernels": kernels, **plan.stats,
+             "arena_bytes": plan.arena_bytes, "const_bytes": int(plan.const_buffer.nbytes),
+             "inplace_updates": len(plan.inplace),
+             "lower_seconds": lowered + jit.parse_seconds,
+             "optimize_seconds": jit.optimize_seconds, "jit_seconds": jit.jit_seconds}
+    return Executable(graph, plan, jit, stats)

@@ -1,0 +1,143 @@
+"""The executable: persistent buffers, cached pointer tables and the one native call per run.
+
+Input: a Graph, its BufferPlan and the JitModule holding `graphc_main`. Output: `Executable`
+whose `run(feeds)` validates feeds, fills the io pointer table (no copies for contiguous feeds of
+the right dtype), calls the native step once and returns fresh output arrays; params and state
+live in persistent buffers that the step updates in place.
+"""
+from __future__ import annotations
+
+import ctypes
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from graphc.errors import CompileError, FeedError, GraphcError, located
+from graphc.interpret import check_feeds
+from graphc.ir import Graph, Value
+from graphc.ops.registry import get_op
+
+from .jit import JitModule
+from .plan import BufferPlan, aligned_empty
+
+_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def _pointer(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def persistent_buffers(graph: Graph) -> dict[str, np.ndarray]:
+    """Aligned copies of the initializers of every param and state input that has one."""
+    out = {}
+    for i in graph.inputs:
+        init = graph.initializers.get(i.name)
+        if i.role == "input" or init is None:
+            continue
+        t = i.value.type
+        if np.shape(init) != t.shape:
+            raise CompileError(f"initializer of {i.role} {i.name!r} has shape {np.shape(init)}, "
+                            f"expected {t}")
+        buf = aligned_empty(t.nbytes).view(t.np_dtype).reshape(t.shape)
+        buf[...] = np.asarray(init, dtype=t.np_dtype)
+        out[i.name] = buf
+    return out
+
+
+class Executable:
+    """A compiled graph: `run(feeds) -> outputs`, with persistent `params`."""
+
+    def __init__(self, graph: Graph, plan: BufferPlan, jit: JitModule, stats: dict):
+        self.graph = graph
+        self.plan = plan
+        self._jit = jit  # owns the machine code: keep alive as long as the function pointer
+        self._fn = _ENTRY_TYPE(jit.address)
+        self._arena = aligned_empty(plan.arena_bytes)
+        self._buffers = persistent_buffers(graph)
+        self.params: Mapping[str, np.ndarray] = MappingProxyType(self._buffers)
+        self._param_ptrs = np.zeros(len(plan.param_slots) + 1, np.uintp)
+        for name, slot in plan.param_slots.items():
+            if name in self._buffers:
+                self._param_ptrs[slot] = _pointer(self._buffers[name])
+        self._param_ptrs[plan.const_slot] = _pointer(plan.const_buffer)
+        self._io = np.zeros(len(plan.input_slots) + len(plan.output_slots), np.uintp)
+        self._updated = [self._buffers[name] for name in graph.updates]
+        self._checks = [n for n in graph.nodes if get_op(n.op).check_inputs is not None
+                        and any(v.name in graph.input_map for v in n.inputs)]
+        self.stats = stats
+
+    @property
+    def llvm_ir(self) -> str:
+        return self._jit.llvm_ir
+
+    @property
+    def asm(self) -> str:
+        return self._jit.asm
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step: outputs as fresh arrays; params/state updated in place."""
+        given = self._unaliased(check_feeds(self.graph, feeds))
+        self._check_inputs(given)
+        io = self._io
+        for name, slot in self.plan.input_slots.items():
+            io[slot] = _pointer(given[name])
+        outputs = {}
+        for name, slot in self.plan.output_slots.items():
+            t = self.graph.outputs[name].type
+            outputs[name] = np.empty(t.shape, t.np_dtype)
+            io[slot] = _pointer(outputs[name])
+        swapped = self._bind_params(given)
+        try:
+            self._fn(_pointer(self._arena), _pointer(self._param_ptrs), _pointer(io))
+        finally:
+            for slot, ptr in swapped:
+                self._param_ptrs[slot] = ptr
+        return outputs
+
+    def _unaliased(self, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Copy feeds that overlap a buffer this step writes, so no kernel reads a moving input."""
+        for name, array in given.items():
+            if any(np.may_share_memory(array, buf) for buf in self._updated):
+                given[name] = array.copy()
+        return given
+
+    def _bind_params(self, given: dict[str, np.ndarray]) -> list[tuple[int, int]]:
+        """Use fed params/state for this call; returns the pointer slots to restore after it.
+
+        A fed value of an updated param is copied into its persistent buffer (the step then
+        updates that buffer, never the caller's array); other fed params are used in place.
+        """
+        swapped = []
+        for name, slot in self.plan.param_slots.items():
+            if name in given:
+                if name in self.graph.updates:
+                    np.copyto(self._buffers[name], given[name])
+                else:
+                    swapped.append((slot, int(self._param_ptrs[slot])))
+                    self._param_ptrs[slot] = _pointer(given[name])
+            elif name not in self._buffers:
+                t = self.graph.input_map[name]
+                raise FeedError(f"{t.role} {name!r} has no initializer; feed it as "
+                                f"{t.value.type} ({t.value.type.np_dtype})")
+        return swapped
+
+    def _check_inputs(self, given: dict[str, np.ndarray]) -> None:
+        """Each op's run-time data checks on the operands known before the run."""
+        for node in self._checks:
+            op = get_op(node.op)
+            arrays = [self._known(v, given) for v in node.inputs]
+            try:
+                op.check_inputs([v.type for v in node.inputs], arrays)
+            except GraphcError as err:
+                raise type(err)(located(str(err), node.loc)) from None
+
+    def _known(self, v: Value, given: dict[str, np.ndarray]) -> np.ndarray | None:
+        if v.name in given and v.name in self.graph.input_map:
+            return given[v.name]
+        if v.name in self._buffers and self.graph.input_map.get(v.name) is not None:
+            return self._buffers[v.name]
+        return self.plan.consts.get(v)
+
+    def __repr__(self) -> str:
+        return f"<Executable {self.graph.name}: {self.stats.get('kernels')} kernels>"

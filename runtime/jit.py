@@ -1,0 +1,81 @@
+"""JIT compilation of an llvmlite module for the host CPU.
+
+Input: an `llvmlite.ir.Module` built by lower.py. Output: a `JitModule` holding the MCJIT engine
+(kept alive as long as the module is used), the address of an entry function, the optimised IR
+text, the host assembly and the time spent optimising and generating code.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import time
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from graphc.errors import CompileError
+
+# libm functions the kernels call (tanh) or that LLVM lowers intrinsics to (exp, log, pow).
+_LIBM_SYMBOLS = ("tanhf", "tanh", "expf", "exp", "logf", "log", "powf", "pow")
+
+
+@functools.cache
+def _init_llvm() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    for name in _LIBM_SYMBOLS:
+        llvm.add_symbol(name, ctypes.cast(getattr(libm, name), ctypes.c_void_p).value)
+
+
+@functools.cache
+def host_target_machine() -> llvm.TargetMachine:
+    """The target machine for this CPU (its name and features), at opt level 3."""
+    _init_llvm()
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(),
+                                        opt=3, codemodel="jitdefault")
+
+
+def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    """The new pass manager's O3 pipeline with loop and SLP vectorisation."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+class JitModule:
+    """A module compiled to machine code in this process."""
+
+    def __init__(self, module: ir.Module, entry: str):
+        tm = host_target_machine()
+        module.triple = tm.triple
+        module.data_layout = str(tm.target_data)
+        t0 = time.perf_counter()
+        try:
+            mod = llvm.parse_assembly(str(module))
+            mod.verify()
+        except RuntimeError as err:
+            raise CompileError(f"LLVM rejected the generated module: {err}") from None
+        t1 = time.perf_counter()
+        optimize(mod, tm)
+        self.llvm_ir = str(mod)  # before codegen, which rewrites the module in place
+        t2 = time.perf_counter()
+        self.engine = llvm.create_mcjit_compiler(mod, tm)
+        self.engine.finalize_object()
+        self.address = self.engine.get_function_address(entry)
+        t3 = time.perf_counter()
+        if not self.address:
+            raise CompileError(f"JIT did not produce the entry function {entry!r}")
+        self._tm = tm
+        self.parse_seconds, self.optimize_seconds, self.jit_seconds = t1 - t0, t2 - t1, t3 - t2
+
+    @functools.cached_property
+    def asm(self) -> str:
+        """Host assembly of the optimised module (generated on first use)."""
+        return self._tm.emit_assembly(llvm.parse_assembly(self.llvm_ir))
