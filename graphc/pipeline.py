@@ -22,9 +22,10 @@ from passes.precision import to_float64
 from passes.simplify import cse, dce, simplify
 from passes.training import training_step
 
-from .errors import GraphcError, GradientCheckError
+from .errors import GradientCheckError, GraphcError, located
 from .interpret import interpret
 from .ir import Graph
+from .ops.registry import get_op
 from .verify import verify
 
 Pass = tuple[str, Callable[[Graph], Graph]]
@@ -81,20 +82,72 @@ def run_pipeline(graph: Graph, passes: list[Pass] | None = None, *,
     return graph
 
 
-def _compile_graph(graph: Graph, passes: list[Pass]):
-    from runtime import compile_graph
+def _feed_checks(graph: Graph) -> list[Callable[[Mapping[str, np.ndarray]], None]]:
+    """Run-time data checks (`OpDef.check_inputs`) of nodes that read graph inputs directly.
 
-    timings: dict = {}
-    start = time.perf_counter()
-    lowered = run_pipeline(graph, passes, timings=timings)
-    timings["passes_seconds"] = time.perf_counter() - start
-    exe = compile_graph(lowered)
-    exe.stats.update(timings)
-    exe.stats["nodes_before_passes"] = len(graph.nodes)
-    return exe
+    They are taken from the graph before decomposition, which removes the composite ops that
+    own them (e.g. label ranges of softmax_cross_entropy)."""
+    checks = []
+    for node in graph.nodes:
+        op = get_op(node.op)
+        fed = {i: v.name for i, v in enumerate(node.inputs)
+               if v.name in graph.input_map and graph.input_map[v.name].role == "input"}
+        if op.check_inputs is None or not fed:
+            continue
+
+        def check(feeds, op=op, node=node, fed=fed):
+            arrays = [feeds.get(fed[i]) if i in fed else None for i in range(len(node.inputs))]
+            try:
+                op.check_inputs([v.type for v in node.inputs], arrays)
+            except GraphcError as err:
+                raise type(err)(located(str(err), node.loc)) from None
+        checks.append(check)
+    return checks
 
 
-def compile(graph: Graph):  # noqa: A001 - the public name is part of the contract
+class Executable:
+    """A compiled graph: `run(feeds) -> {output: array}`; also `params`, `stats`, `llvm_ir`,
+    `asm` from the native module underneath."""
+
+    def __init__(self, graph: Graph, passes: list[Pass]):
+        from runtime import compile_graph
+
+        timings: dict = {}
+        start = time.perf_counter()
+        self.graph = run_pipeline(graph, passes, timings=timings)
+        timings["passes_seconds"] = time.perf_counter() - start
+        self.native = compile_graph(self.graph)
+        self.native.stats.update(timings)
+        self.native.stats["nodes_before_passes"] = len(graph.nodes)
+        self._checks = _feed_checks(graph)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for check in self._checks:
+            check(feeds)
+        return self.native.run(feeds)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self.native.params
+
+    @property
+    def stats(self) -> dict:
+        return self.native.stats
+
+    @property
+    def llvm_ir(self) -> str:
+        return self.native.llvm_ir
+
+    @property
+    def asm(self) -> str:
+        return self.native.asm
+
+
+def _compile_graph(graph: Graph, passes: list[Pass]) -> Executable:
+    return Executable(graph, passes)
+
+
+def compile(graph: Graph) -> Executable:  # noqa: A001 - the public name is part of the contract
     """Compile a forward graph; `exe.run(feeds) -> {output: array}`."""
     return _compile_graph(graph, passes_for())
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..errors import GraphcError
 
-KINDS = ("elementwise", "reduction", "matmul", "movement", "source", "composite")
+KINDS = ("elementwise", "reduction", "matmul", "movement", "source", "composite", "fused")
 
 
 class _NotDifferentiable:

@@ -1,0 +1,102 @@
+"""Memory planning: an analysis over the linear kernel schedule (intervals in, offsets out).
+
+Input: a scheduled Graph (each node one kernel) or, at the lowest level, a list of `Interval`s
+(a buffer's size, the step that writes it first and the step that reads it last). Output: a
+`MemoryPlan` giving every buffer an offset in one arena, reusing the memory of dead buffers,
+with `naive_bytes` (one buffer per value), `planned_bytes` (the arena size) and
+`lower_bound_bytes` (the largest total of simultaneously live bytes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+ALIGN = 64
+
+
+def aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A buffer live from step `start` (written) through step `end` (last read), inclusive."""
+
+    name: str
+    nbytes: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    offsets: dict[str, int]
+    naive_bytes: int
+    planned_bytes: int
+    lower_bound_bytes: int
+    heuristic: str
+
+    def stats(self) -> dict[str, int]:
+        return {"naive_bytes": self.naive_bytes, "planned_bytes": self.planned_bytes,
+                "lower_bound_bytes": self.lower_bound_bytes}
+
+
+def lower_bound(intervals: Iterable[Interval]) -> int:
+    """Largest total of aligned bytes live at one step."""
+    events: dict[int, int] = {}
+    for iv in intervals:
+        events[iv.start] = events.get(iv.start, 0) + aligned(iv.nbytes)
+        events[iv.end + 1] = events.get(iv.end + 1, 0) - aligned(iv.nbytes)
+    live = best = 0
+    for step in sorted(events):
+        live += events[step]
+        best = max(best, live)
+    return best
+
+
+def _overlap(a: Interval, b: Interval) -> bool:
+    return a.start <= b.end and b.start <= a.end
+
+
+def place(intervals: list[Interval], order: Callable[[Interval], tuple]) -> dict[str, int]:
+    """Greedy placement in `order`: each buffer goes to the lowest aligned offset whose bytes no
+    time-overlapping, already placed buffer uses (best fit among the gaps)."""
+    placed: list[tuple[int, Interval]] = []
+    offsets: dict[str, int] = {}
+    for iv in sorted(intervals, key=order):
+        size = aligned(iv.nbytes)
+        busy = sorted((off, off + aligned(other.nbytes)) for off, other in placed
+                      if _overlap(iv, other))
+        best, best_gap, cursor = None, None, 0
+        for lo, hi in busy:
+            gap = lo - cursor
+            if gap >= size and (best_gap is None or gap < best_gap):
+                best, best_gap = cursor, gap
+            cursor = max(cursor, hi)
+        offset = best if best is not None else cursor
+        offsets[iv.name] = offset
+        placed.append((offset, iv))
+    return offsets
+
+
+HEURISTICS: dict[str, Callable[[Interval], tuple]] = {
+    "size-desc": lambda iv: (-aligned(iv.nbytes), iv.start, iv.name),
+    "start-asc": lambda iv: (iv.start, -aligned(iv.nbytes), iv.name),
+    "longest-first": lambda iv: (-(iv.end - iv.start), -aligned(iv.nbytes), iv.name),
+    "area-desc": lambda iv: (-aligned(iv.nbytes) * (iv.end - iv.start + 1), iv.start, iv.name),
+}
+
+
+def plan_intervals(intervals: list[Interval]) -> MemoryPlan:
+    """Try each placement heuristic and keep the smallest arena."""
+    best: MemoryPlan | None = None
+    bound = lower_bound(intervals)
+    naive = sum(aligned(iv.nbytes) for iv in intervals)
+    for name, order in HEURISTICS.items():
+        offsets = place(intervals, order)
+        size = max((offsets[iv.name] + aligned(iv.nbytes) for iv in intervals), default=0)
+        if best is None or size < best.planned_bytes:
+            best = MemoryPlan(offsets, naive, size, bound, name)
+        if size == bound:
+            break
+    return best
