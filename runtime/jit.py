@@ -29,9 +29,11 @@ def _init_llvm() -> None:
         llvm.add_symbol(name, ctypes.cast(getattr(libm, name), ctypes.c_void_p).value)
 
 
-@functools.cache
 def host_target_machine() -> llvm.TargetMachine:
-    """The target machine for this CPU (its name and features), at opt level 3."""
+    """A new target machine for this CPU (its name and features), at opt level 3.
+
+    Not shared: an MCJIT engine takes ownership of its target machine and frees it.
+    """
     _init_llvm()
     target = llvm.Target.from_triple(llvm.get_process_triple())
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
