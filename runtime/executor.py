@@ -8,8 +8,8 @@ live in persistent buffers that the step updates in place.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -46,7 +46,12 @@ def persistent_buffers(graph: Graph) -> dict[str, np.ndarray]:
 
 
 class Executable:
-    """A compiled graph: `run(feeds) -> outputs`, with persistent `params`."""
+    """A compiled graph: `run(feeds) -> outputs`, with persistent `params`.
+
+    `params` is a read-only mapping of the persistent buffers (assign into them with
+    `exe.params["w"][...] = value`). `run` reuses one arena and pointer tables, so an
+    Executable must not be run from two threads at once.
+    """
 
     def __init__(self, graph: Graph, plan: BufferPlan, jit: JitModule, stats: dict):
         self.graph = graph
@@ -66,6 +71,7 @@ class Executable:
         self._checks = [n for n in graph.nodes if get_op(n.op).check_inputs is not None
                         and any(v.name in graph.input_map for v in n.inputs)]
         self.stats = stats
+        self._static_args = (_pointer(self._arena), _pointer(self._param_ptrs), _pointer(self._io))
 
     @property
     def llvm_ir(self) -> str:
@@ -89,7 +95,7 @@ class Executable:
             io[slot] = _pointer(outputs[name])
         swapped = self._bind_params(given)
         try:
-            self._fn(_pointer(self._arena), _pointer(self._param_ptrs), _pointer(io))
+            self._fn(*self._static_args)
         finally:
             for slot, ptr in swapped:
                 self._param_ptrs[slot] = ptr

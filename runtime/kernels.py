@@ -8,7 +8,7 @@ shapes). Kernels read no other state, so the entry function can call them in sch
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from llvmlite import ir
@@ -17,8 +17,16 @@ from graphc.errors import CompileError
 from graphc.ir import Node, Value
 from graphc.ops.registry import OpDef, get_op
 
-from .llvm_emitter import (MEM_TYPES, LLVMEmitter, broadcast_strides, constant, for_range,
-                           load, store, strided_nest)
+from .llvm_emitter import (
+    MEM_TYPES,
+    LLVMEmitter,
+    broadcast_strides,
+    constant,
+    for_range,
+    load,
+    store,
+    strided_nest,
+)
 
 LOWERED_KINDS = ("elementwise", "reduction", "matmul", "movement")
 
@@ -130,20 +138,19 @@ def emit_matmul(k: Kernel, consts: Mapping[Value, np.ndarray]) -> None:
                tuple(s * kk * n for s in b_batch)]
     b, e, dtype = k.b, k.e, c.type.dtype
     zero = constant(dtype, 0)
-    with strided_nest(b, tuple(batch), strides) as (c0, a0, b0):
-        with for_range(b, m, "i") as i:
-            c_row = b.add(c0, b.mul(i, constant("i64", n)))
-            a_row = b.add(a0, b.mul(i, constant("i64", kk)))
-            with for_range(b, n, "z") as j:
-                store(b, zero, k.outs[0], b.add(c_row, j), dtype)
-            with for_range(b, kk, "k") as p:
-                a_ip = load(b, k.ins[0], b.add(a_row, p), dtype)
-                b_row = b.add(b0, b.mul(p, constant("i64", n)))
-                with for_range(b, n, "j") as j:
-                    c_ij = b.add(c_row, j)
-                    acc = load(b, k.outs[0], c_ij, dtype)
-                    prod = e.mul(a_ip, load(b, k.ins[1], b.add(b_row, j), dtype))
-                    store(b, e.add(acc, prod), k.outs[0], c_ij, dtype)
+    with strided_nest(b, tuple(batch), strides) as (c0, a0, b0), for_range(b, m, "i") as i:
+        c_row = b.add(c0, b.mul(i, constant("i64", n)))
+        a_row = b.add(a0, b.mul(i, constant("i64", kk)))
+        with for_range(b, n, "z") as j:
+            store(b, zero, k.outs[0], b.add(c_row, j), dtype)
+        with for_range(b, kk, "k") as p:
+            a_ip = load(b, k.ins[0], b.add(a_row, p), dtype)
+            b_row = b.add(b0, b.mul(p, constant("i64", n)))
+            with for_range(b, n, "j") as j:
+                c_ij = b.add(c_row, j)
+                acc = load(b, k.outs[0], c_ij, dtype)
+                prod = e.mul(a_ip, load(b, k.ins[1], b.add(b_row, j), dtype))
+                store(b, e.add(acc, prod), k.outs[0], c_ij, dtype)
 
 
 # --- movement --------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from graphc.ops.registry import all_ops
 from runtime import compile_graph
 
 RNG = np.random.default_rng(0)
-TOL = {"f32": dict(rtol=1e-5, atol=1e-6), "f64": dict(rtol=1e-12, atol=1e-14),
-       "i64": dict(rtol=0, atol=0), "bool": dict(rtol=0, atol=0)}
+TOL = {"f32": {"rtol": 1e-5, "atol": 1e-6}, "f64": {"rtol": 1e-12, "atol": 1e-14},
+       "i64": {"rtol": 0, "atol": 0}, "bool": {"rtol": 0, "atol": 0}}
 ELEMENTWISE = sorted(n for n, op in all_ops().items() if op.kind == "elementwise")
 SHAPES = {1: [[(3, 4)], [()], [(2, 3, 17)]],
           2: [[(3, 4), (3, 4)], [(3, 1), (1, 4)], [(), (2, 19)], [(4,), (2, 3, 4)]],
@@ -286,8 +286,9 @@ def test_stats_ir_and_asm():
 
 
 def test_avx512_when_host_has_it():
-    from runtime.jit import host_target_machine  # noqa: F401
     import llvmlite.binding as llvm
+
+    from runtime.jit import host_target_machine  # noqa: F401
 
     if "+avx512f" not in llvm.get_host_cpu_features().flatten():
         pytest.skip("host has no AVX-512")
