@@ -171,6 +171,7 @@ def test_updates(variant, inplace):
     g = _sgd_graph(**variant)
     exe = compile_graph(g)
     assert exe.stats["inplace_updates"] == inplace
+    assert len(exe.plan.end_copies) == len(g.updates) - inplace  # the rest are end copies
     w_buffer = exe.params["w"]
     params = {k: np.array(v) for k, v in g.initializers.items()}
     for _ in range(3):
