@@ -19,9 +19,6 @@ EMITTER_METHODS = (
 class NumpyEmitter:
     """Evaluates scalar bodies elementwise on NumPy arrays (IEEE semantics, no warnings)."""
 
-    def __init__(self) -> None:
-        self._err = np.errstate(all="ignore")
-
     def add(self, a, b): return a + b
     def sub(self, a, b): return a - b
     def mul(self, a, b): return a * b
@@ -45,6 +42,6 @@ class NumpyEmitter:
     def cast(self, a, dtype): return np.asarray(a).astype(DTYPES[dtype])
 
     def run(self, body, *args, **attrs):
-        with self._err:
+        with np.errstate(all="ignore"):  # a fresh context per run: NumPy 2 errstates are one-shot
             out = body(self, *[np.asarray(a) for a in args], **attrs)
         return np.asarray(out)
