@@ -123,3 +123,8 @@ def test_train_adam_and_save(capsys, tmp_path):
     code, out, _ = run(capsys, "train", "--epochs", "1", "--quiet", "--optimizer", "adam",
                        "--batch", "128", "--save", str(path))
     assert code == 0 and path.exists() and "held-out accuracy" in out
+
+
+def test_no_subcommand_means_train(capsys):
+    code, out, _ = run(capsys, "--epochs", "1", "--quiet", "--hidden", "16", "16")
+    assert code == 0 and "model 64-16-16-10" in out and "held-out accuracy" in out
