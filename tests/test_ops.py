@@ -143,7 +143,8 @@ def test_shape_rule_rejects(bad):
 
 @pytest.mark.parametrize("case", cases_where(lambda c: True))
 def test_reference_matches_numpy(case):
-    want = case.expected(*feeds_for(case).values())
+    with np.errstate(all="ignore"):  # the special cases overflow and divide by zero on purpose
+        want = case.expected(*feeds_for(case).values())
     assert_close(reference(case), want, out_type(case).np_dtype, what=case.id)
 
 
