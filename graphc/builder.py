@@ -174,7 +174,7 @@ class GraphBuilder:
     def _init_input(self, name: str, init: Any, dtype: str | None, role: str) -> Tensor:
         array = np.asarray(init)
         dt = dtype_name(dtype or array.dtype)
-        array = np.ascontiguousarray(array, dtype=TensorType((), dt).np_dtype)
+        array = np.array(array, dtype=TensorType((), dt).np_dtype, order="C", copy=True)
         tensor = self._add_input(name, TensorType(array.shape, dt), role)
         self.initializers[name] = array
         return tensor
@@ -194,7 +194,12 @@ class GraphBuilder:
             dt = like.dtype if array.dtype.kind != "b" else "bool"
         else:
             dt = dtype_name(array.dtype)
-        array = array.astype(TensorType((), dt).np_dtype)
+        converted = array.astype(TensorType((), dt).np_dtype)
+        if array.dtype.kind == "f" and dt in ("i64", "bool") and \
+                not np.array_equal(converted, array, equal_nan=True):
+            raise ShapeError(located(f"the constant {x!r} is not exactly representable in the "
+                                     f"{dt} tensor %{like.name}; insert gc.cast", self.location()))
+        array = converted
         return self.apply("constant", [], value=literal_values(array), shape=array.shape, dtype=dt)
 
     def apply(self, op_name: str, inputs: list[Any], **attrs: Any) -> Any:

@@ -32,7 +32,7 @@ def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray], roles=("input",))
         if array.shape != expected.shape or array.dtype != expected.np_dtype:
             got = f"{array.dtype}{list(array.shape)}"
             raise FeedError(f"feed {name!r}: expected {expected} ({expected.np_dtype}), got {got}")
-        out[name] = np.ascontiguousarray(array)
+        out[name] = array if array.flags.c_contiguous else np.array(array, order="C")
     return out
 
 

@@ -17,7 +17,9 @@ from graphc.errors import CompileError
 from graphc.ir import Node, Value
 from graphc.ops.registry import OpDef, get_op
 
+from .fused import emit_fused, scratch_bytes
 from .llvm_emitter import (
+    I8,
     MEM_TYPES,
     LLVMEmitter,
     broadcast_strides,
@@ -28,7 +30,7 @@ from .llvm_emitter import (
     strided_nest,
 )
 
-LOWERED_KINDS = ("elementwise", "reduction", "matmul", "movement")
+LOWERED_KINDS = ("elementwise", "reduction", "matmul", "movement", "fused")
 
 
 def row_major_strides(shape) -> tuple[int, ...]:
@@ -48,15 +50,21 @@ class Kernel:
         self.op: OpDef = get_op(node.op)
         values = list(node.outputs) + list(node.inputs)
         arg_types = [MEM_TYPES[v.type.dtype].as_pointer() for v in values]
+        self.scratch_bytes = scratch_bytes(node) if self.op.kind == "fused" else 0
+        if self.scratch_bytes:
+            arg_types.append(I8.as_pointer())
         self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types), name)
         self.fn.linkage = "internal"
         self.fn.attributes.add("nounwind")
-        for k, arg in enumerate(self.fn.args):
+        for k, arg in enumerate(self.fn.args[:len(values)]):
             arg.add_attribute("nocapture")
             if k < len(node.outputs) and not aliased:
                 arg.add_attribute("noalias")  # outputs are fresh buffers unless written in place
         self.outs = self.fn.args[:len(node.outputs)]
-        self.ins = self.fn.args[len(node.outputs):]
+        self.ins = self.fn.args[len(node.outputs):len(values)]
+        self.scratch = self.fn.args[len(values)] if self.scratch_bytes else None
+        if self.scratch is not None:
+            self.scratch.add_attribute("noalias")
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.e = LLVMEmitter(self.b)
 
@@ -171,6 +179,7 @@ EMITTERS: dict[str, Callable[[Kernel, Mapping[Value, np.ndarray]], None]] = {
     "reduction": emit_reduction,
     "matmul": emit_matmul,
     "movement": emit_movement,
+    "fused": emit_fused,
 }
 
 

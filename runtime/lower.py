@@ -93,7 +93,10 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
         except Exception as err:  # an emitter bug must still name the node
             raise CompileError(located(f"lowering {node.op} failed: {type(err).__name__}: "
                                        f"{err}", node.loc, format_node(node))) from err
-        entry.b.call(fn, [entry.typed(v) for v in node.outputs + node.inputs])
+        args = [entry.typed(v) for v in node.outputs + node.inputs]
+        if len(fn.args) > len(args):  # the kernel's scratch memory, at the end of the arena
+            args.append(entry.address(Loc("arena", plan.scratch_offset)))
+        entry.b.call(fn, args)
         kernels += 1
     for src, dst, nbytes in plan.end_copies:
         entry.copy(src, dst, nbytes)

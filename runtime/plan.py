@@ -16,6 +16,7 @@ from graphc.ir import Graph, Value
 from graphc.ops.registry import get_op
 from graphc.printer import format_node
 
+from .fused import scratch_bytes, writes_in_place_ok
 from .kernels import LOWERED_KINDS
 
 ALIGN = 64
@@ -39,6 +40,7 @@ class BufferPlan:
     const_buffer: np.ndarray
     arena_bytes: int
     inplace: dict[Value, str]             # update value -> param it is written into
+    scratch_offset: int = 0               # arena offset of the kernels' shared scratch memory
     start_copies: list[tuple[Loc, Loc, int]] = field(default_factory=list)
     end_copies: list[tuple[Loc, Loc, int]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
@@ -133,7 +135,10 @@ def find_inplace(graph: Graph) -> dict[Value, str]:
         if node is None or value in taken or value in graph.outputs.values():
             continue
         op = get_op(node.op)
-        if op.kind != "elementwise" or "inplace" not in op.traits or target in end_readers:
+        if op.kind == "fused":
+            if not writes_in_place_ok(node, target, value) or target in end_readers:
+                continue
+        elif op.kind != "elementwise" or "inplace" not in op.traits or target in end_readers:
             continue
         if all(order[r] < order[node] for r in graph.users.get(target, []) if r is not node):
             out[value] = name
@@ -170,8 +175,9 @@ def plan_buffers(graph: Graph) -> BufferPlan:
                 loc[v] = Loc("arena", arena)
                 arena = _aligned(arena + v.type.nbytes)
 
-    plan = BufferPlan(input_slots, output_slots, param_slots, loc, consts, const_buffer, arena,
-                      inplace)
+    scratch = max((scratch_bytes(n) for n in graph.nodes if n.op == "fused"), default=0)
+    plan = BufferPlan(input_slots, output_slots, param_slots, loc, consts, const_buffer,
+                      arena + _aligned(scratch), inplace, scratch_offset=arena)
     _plan_end_copies(graph, plan)
     plan.stats = memory_stats(graph, plan, resident)
     return plan

@@ -345,7 +345,7 @@ _RAW: dict[str, list] = {
         bad("axis", "", "out of range", shape=(2, 3), axis=2)],
     "fused": [
         case("mul_add_relu", "f32[2,3] f32[2,3]", lambda a, b: np.fmax(a * b + 1, 0),
-             body=_FUSED_BODY, kind="elementwise"),
+             body=_FUSED_BODY, kind="loop"),
         bad("operands", "f32[2,3] f32[3]", "differ from the body's inputs", body=_FUSED_BODY)],
 }
 

@@ -6,11 +6,11 @@ these same functions, so gradient graphs can be differentiated again.
 """
 from __future__ import annotations
 
-import builtins
 from typing import Any, Sequence
 
 from ..builder import Tensor
-from ..errors import GraphcError
+from ..builder import user_location  # noqa: F401  (re-exported for ops' error messages)
+from ..errors import GraphcError, ShapeError, located
 from ..types import dtype_name
 
 
@@ -27,14 +27,23 @@ def _apply(op: str, *xs: Any, **attrs: Any) -> Tensor:
     return b.apply(op, [b.lift(x, like=like) for x in xs], **attrs)
 
 
-def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+def _fail(message: str, x: Tensor, op: str) -> None:
+    """A build-time error at the user's line, showing the call."""
+    shown = f"{op}(%{x.name}: {x.type})"
+    raise ShapeError(located(message, x.builder.location(), shown))
+
+
+def _axis(a: int, x: Tensor, op: str) -> int:
+    if not -x.ndim <= a < x.ndim:
+        _fail(f"axis {a} is out of range for a rank-{x.ndim} tensor", x, op)
+    return a % x.ndim
+
+
+def _axes(axis: int | Sequence[int] | None, x: Tensor, op: str) -> tuple[int, ...]:
     if axis is None:
-        return tuple(range(ndim))
+        return tuple(range(x.ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise GraphcError(f"axis {a} is out of range for a rank-{ndim} tensor")
-    return tuple(sorted({a % ndim if ndim else 0 for a in axes}))
+    return tuple(sorted({_axis(a, x, op) for a in axes}))
 
 
 # --- elementwise ----------------------------------------------------------------------------
@@ -69,20 +78,24 @@ def where(cond, a, b) -> Tensor:
 
 
 def cast(x: Tensor, dtype: str) -> Tensor:
-    return _apply("cast", x, to=dtype_name(dtype))
+    try:
+        to = dtype_name(dtype)
+    except GraphcError as err:
+        _fail(str(err), x, "cast")
+    return _apply("cast", x, to=to)
 
 
 # --- reductions ------------------------------------------------------------------------------
 def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    return _apply("sum", x, axes=_axes(axis, x.ndim), keepdims=keepdims)
+    return _apply("sum", x, axes=_axes(axis, x, "sum"), keepdims=keepdims)
 
 
 def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    return _apply("mean", x, axes=_axes(axis, x.ndim), keepdims=keepdims)
+    return _apply("mean", x, axes=_axes(axis, x, "mean"), keepdims=keepdims)
 
 
 def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    return _apply("max", x, axes=_axes(axis, x.ndim), keepdims=keepdims)
+    return _apply("max", x, axes=_axes(axis, x, "max"), keepdims=keepdims)
 
 
 # --- linear algebra and movement -------------------------------------------------------------
@@ -91,7 +104,8 @@ def matmul(a, b) -> Tensor:
 
 
 def transpose(x: Tensor, perm: Sequence[int] | None = None) -> Tensor:
-    perm = tuple(reversed(range(x.ndim))) if perm is None else tuple(p % x.ndim for p in perm)
+    perm = tuple(reversed(range(x.ndim))) if perm is None else \
+        tuple(_axis(p, x, "transpose") for p in perm)
     return _apply("transpose", x, perm=perm)
 
 
@@ -104,13 +118,13 @@ def swapaxes(x: Tensor, a: int, b: int) -> Tensor:
 def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     shape = tuple(int(d) for d in shape)
     if shape.count(-1) > 1:
-        raise GraphcError(f"reshape to {shape}: at most one dimension may be -1")
+        _fail(f"reshape to {shape}: at most one dimension may be -1", x, "reshape")
     if -1 in shape:
         known = 1
         for d in shape:
             known *= d if d != -1 else 1
         if known == 0 or x.type.size % known:
-            raise GraphcError(f"cannot reshape {x.shape} to {shape}")
+            _fail(f"cannot reshape {x.shape} to {shape}", x, "reshape")
         shape = tuple(x.type.size // known if d == -1 else d for d in shape)
     return _apply("reshape", x, shape=shape)
 
@@ -121,11 +135,11 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 # --- neural-network composites ---------------------------------------------------------------
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _apply("softmax", x, axis=axis % x.ndim)
+    return _apply("softmax", x, axis=_axis(axis, x, "softmax"))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _apply("log_softmax", x, axis=axis % x.ndim)
+    return _apply("log_softmax", x, axis=_axis(axis, x, "log_softmax"))
 
 
 def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:

@@ -85,7 +85,7 @@ _ew("sqrt", "square root", _ignore(np.sqrt), lambda e, x: e.sqrt(x),
     lambda x, y, g: [g / (2 * y)])
 _ew("relu", "max(x, 0); NaN propagates; the gradient at 0 is 0",
     lambda x: np.maximum(x, np.zeros((), x.dtype)),
-    lambda e, x: e.max(x, e.const(0, x)), lambda x, y, g: [F.where(x > 0, g, 0)], NUMERIC)
+    lambda e, x: e.max(x, e.const(0, x)), lambda x, y, g: [F.where(y > 0, g, 0)], NUMERIC)
 
 
 def _sigmoid(e, x):

@@ -11,8 +11,13 @@ from ..errors import ShapeError
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 
 
+KERNEL_KINDS = ("loop", "reduce", "matmul")
+
+
 def _fused_rule(types, attrs):
     body = attrs["body"]
+    if attrs["kind"] not in KERNEL_KINDS:
+        raise ShapeError(f"fused: kind {attrs['kind']!r} is not one of {KERNEL_KINDS}")
     expected = [i.value.type for i in body.inputs]
     if list(types) != expected:
         raise ShapeError(f"fused: operand types {[str(t) for t in types]} differ from the body's "
@@ -20,7 +25,7 @@ def _fused_rule(types, attrs):
     return [v.type for v in body.outputs.values()]
 
 
-def _fused_reference(*arrays, body, kind=""):
+def _fused_reference(*arrays, body, kind):
     from ..interpret import interpret
 
     out = interpret(body, {i.name: a for i, a in zip(body.inputs, arrays)})
@@ -30,4 +35,4 @@ def _fused_reference(*arrays, body, kind=""):
 register(OpDef(
     name="fused", doc="a kernel: its body's primitive ops run in one loop nest", kind="fused",
     infer=_fused_rule, reference=_fused_reference, bprop=NOT_DIFFERENTIABLE, arity=None,
-    attrs={"body": REQUIRED, "kind": ""}))
+    attrs={"body": REQUIRED, "kind": "loop"}))

@@ -57,7 +57,7 @@ def _transpose_view(x: TensorType, y: TensorType, perm) -> tuple[int, ...]:
 
 register(OpDef(
     name="transpose", doc="permute axes", kind="movement", infer=_transpose_rule,
-    reference=lambda x, perm: np.ascontiguousarray(np.transpose(x, perm)),
+    reference=lambda x, perm: np.array(np.transpose(x, perm), order="C"),
     bprop=lambda x, y, g, perm: [F.transpose(g, tuple(np.argsort(perm).tolist()))],
     attrs={"perm": REQUIRED}, view=_transpose_view))
 

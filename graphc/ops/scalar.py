@@ -38,7 +38,11 @@ class NumpyEmitter:
     def eq(self, a, b): return a == b
     def ne(self, a, b): return a != b
     def select(self, c, a, b): return np.where(c, a, b)
-    def const(self, value, like): return np.asarray(value, dtype=np.asarray(like).dtype)
+    def const(self, value, like):
+        dtype = np.asarray(like).dtype
+        if dtype.kind in "iu" and isinstance(value, float) and np.isinf(value):
+            value = np.iinfo(dtype).max if value > 0 else np.iinfo(dtype).min
+        return np.asarray(value, dtype=dtype)
     def cast(self, a, dtype): return np.asarray(a).astype(DTYPES[dtype])
 
     def run(self, body, *args, **attrs):

@@ -1,0 +1,309 @@
+"""Lowering of fused kernels: a body graph evaluated at loop indices, one loop nest per kernel.
+
+Input: a `fused` node (see passes/fusion.py) inside a `Kernel` whose arguments are the node's
+outputs then its operands. Output: the kernel's instructions. Every body value is evaluated on
+demand at a multi-index (`IndexEval.at`): operands are loaded with row-major strides of their
+own shape, movement ops (transpose, reshape) remap the index, elementwise ops broadcast it and
+run their OpDef's scalar body, and reduction/matmul results are the accumulator of the current
+row or element. All outputs of an iteration are computed before any is stored, so a kernel may
+write an update into the buffer it reads (in place) at the same index.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator, Mapping
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.errors import CompileError
+from graphc.ir import Graph, Node, Value
+from graphc.ops.registry import get_op
+from graphc.types import TensorType
+
+from .llvm_emitter import I64, MEM_TYPES, REG_TYPES, constant, for_range, load, store
+
+ZERO = ir.Constant(I64, 0)
+Index = tuple[ir.Value, ...]
+
+
+def _row_major(shape) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def flat_offset(b: ir.IRBuilder, idx: Index, shape) -> ir.Value:
+    """Σ idx[d] * stride[d] for a row-major array of `shape` (size-1 dims skipped)."""
+    offset = ZERO
+    for i, stride, n in zip(idx, _row_major(shape), shape):
+        if n == 1:
+            continue
+        term = i if stride == 1 else b.mul(i, ir.Constant(I64, stride), flags=("nsw",))
+        offset = term if offset is ZERO else b.add(offset, term, flags=("nsw",))
+    return offset
+
+
+def unflatten(b: ir.IRBuilder, flat: ir.Value, shape) -> Index:
+    """The multi-index of a row-major flat offset (udiv/urem by constants)."""
+    out = []
+    for stride, n in zip(_row_major(shape), shape):
+        if n == 1:
+            out.append(ZERO)
+            continue
+        q = flat if stride == 1 else b.udiv(flat, ir.Constant(I64, stride))
+        out.append(q if stride * n >= math.prod(shape) else b.urem(q, ir.Constant(I64, n)))
+    return tuple(out)
+
+
+def broadcast_index(idx: Index, in_shape, out_shape) -> Index:
+    """Index into `in_shape` of the element NumPy broadcasting reads at `idx` of `out_shape`."""
+    lead = len(out_shape) - len(in_shape)
+    return tuple(ZERO if n == 1 else idx[lead + d] for d, n in enumerate(in_shape))
+
+
+class IndexEval:
+    """Evaluates body values at indices, memoised within one loop body (`scope`)."""
+
+    def __init__(self, kernel, body: Graph, consts: Mapping[Value, np.ndarray]):
+        self.k, self.b, self.e = kernel, kernel.b, kernel.e
+        self.body = body
+        # operands and results are matched to the body's inputs and outputs by position
+        self.ptr = {i.value: kernel.ins[j] for j, i in enumerate(body.inputs)}
+        self.consts = {i.value: consts[v] for i, v in zip(body.inputs, kernel.node.inputs)
+                       if v in consts}
+        self.producer = {v: n for n in body.nodes for v in n.outputs}
+        self.fixed: dict[Value, ir.Value] = {}  # a matmul's value at the current element
+        self.memo: dict = {}
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Values computed inside a loop body are not reused after the loop."""
+        saved = self.memo
+        self.memo = dict(saved)
+        try:
+            yield
+        finally:
+            self.memo = saved
+
+    def at(self, v: Value, idx: Index) -> ir.Value:
+        if v in self.fixed:
+            return self.fixed[v]
+        key = (v, tuple(id(i) for i in idx))
+        if key not in self.memo:
+            self.memo[key] = self._compute(v, idx)
+        return self.memo[key]
+
+    def _compute(self, v: Value, idx: Index) -> ir.Value:
+        if v in self.ptr:
+            if v in self.consts and v.type.size == 1:
+                return constant(v.type.dtype, self.consts[v].reshape(-1)[0].item())
+            return load(self.b, self.ptr[v], flat_offset(self.b, idx, v.type.shape), v.type.dtype)
+        node = self.producer.get(v)
+        if node is None:
+            raise CompileError(f"fused body reads %{v.name}, which it neither receives nor makes")
+        op = get_op(node.op)
+        if op.kind == "source":
+            value = op.reference(**node.attrs).reshape(-1)
+            if len(set(value.tolist())) != 1:
+                raise CompileError(f"non-uniform constant %{v.name} inside a fused body")
+            return constant(v.type.dtype, value[0].item())
+        if op.kind == "elementwise":
+            args = [self.at(x, broadcast_index(idx, x.type.shape, v.type.shape))
+                    for x in node.inputs]
+            return self._typed(op.scalar(self.e, *args, **node.attrs), v, node)
+        if op.kind == "movement":
+            x = node.inputs[0]
+            view = op.view(x.type, v.type, **node.attrs)
+            flat = ZERO
+            for i, stride in zip(idx, view):
+                if stride and i is not ZERO:
+                    term = i if stride == 1 else self.b.mul(i, ir.Constant(I64, stride))
+                    flat = term if flat is ZERO else self.b.add(flat, term)
+            if x in self.ptr and x not in self.consts:
+                return load(self.b, self.ptr[x], flat, x.type.dtype)
+            return self.at(x, unflatten(self.b, flat, x.type.shape))
+        raise CompileError(f"%{v.name} ({node.op}) is only available inside its own loop")
+
+    def _typed(self, result, v: Value, node: Node) -> ir.Value:
+        if not isinstance(result, ir.Value):
+            return constant(v.type.dtype, result)
+        if result.type != REG_TYPES[v.type.dtype]:
+            raise CompileError(f"scalar body of {node.op} returned {result.type} for {v.type}")
+        return result
+
+    def store_all(self, outputs: list[tuple[int, Value, Index]]) -> None:
+        """Compute every output value first, then store them (safe for in-place writes)."""
+        values = [(j, v, idx, self.at(v, idx)) for j, v, idx in outputs]
+        for j, v, idx, value in values:
+            store(self.b, value, self.k.outs[j], flat_offset(self.b, idx, v.type.shape),
+                  v.type.dtype)
+
+
+@contextlib.contextmanager
+def loop_nest(b: ir.IRBuilder, shape, name: str) -> Iterator[Index]:
+    """Nested counted loops over `shape`; yields the index (size-1 dims are constant 0)."""
+    with contextlib.ExitStack() as stack:
+        idx = []
+        for d, n in enumerate(shape):
+            idx.append(ZERO if n == 1 else stack.enter_context(for_range(b, n, f"{name}{d}")))
+        yield tuple(idx)
+
+
+def _outputs(kernel) -> list[tuple[int, Value]]:
+    """(argument position, body value) of each kernel result."""
+    return list(enumerate(kernel.node.attrs["body"].outputs.values()))
+
+
+# --- kernel kinds ------------------------------------------------------------------------------
+def emit_loop(kernel, ev: IndexEval) -> None:
+    """One loop nest over the common output shape."""
+    domain = kernel.node.outputs[0].type.shape
+    with loop_nest(kernel.b, domain, "i") as idx, ev.scope():
+        ev.store_all([(j, v, idx) for j, v in _outputs(kernel)])
+
+
+def _reductions(body: Graph) -> list[Node]:
+    return [n for n in body.nodes if get_op(n.op).kind == "reduction"]
+
+
+def _matmul_needs_packing(body: Graph) -> bool:
+    """B is read along j in the inner loop: pack it unless it is a dense kernel operand."""
+    (mm,) = [n for n in body.nodes if n.op == "matmul"]
+    return mm.inputs[1] not in {i.value for i in body.inputs}
+
+
+def scratch_bytes(node: Node) -> int:
+    """Scratch memory a fused kernel needs: one accumulator per row for each reduction; an
+    accumulator row and, if B must be packed, a K x N copy of B for a matmul."""
+    body, kind = node.attrs["body"], node.attrs["kind"]
+    if kind == "reduce":
+        return sum(r.output.type.nbytes for r in _reductions(body)) + 64 * len(_reductions(body))
+    if kind == "matmul":
+        (mm,) = [n for n in body.nodes if n.op == "matmul"]
+        a, bm = mm.inputs
+        item = mm.output.type.np_dtype.itemsize
+        packed = a.type.shape[-1] * bm.type.shape[-1] * item if _matmul_needs_packing(body) else 0
+        return mm.output.type.shape[-1] * item + 64 + packed
+    return 0
+
+
+class Scratch:
+    """Bump allocation of typed, 64-byte aligned arrays inside a kernel's scratch argument."""
+
+    def __init__(self, b: ir.IRBuilder, base: ir.Value):
+        self.b, self.base, self.used = b, base, 0
+
+    def array(self, dtype: str, count: int) -> ir.Value:
+        ptr = self.b.gep(self.base, [ir.Constant(I64, self.used)], inbounds=True)
+        self.used += count * TensorType((), dtype).np_dtype.itemsize + 63
+        self.used -= self.used % 64
+        return self.b.bitcast(ptr, MEM_TYPES[dtype].as_pointer())
+
+
+def emit_reduce(kernel, ev: IndexEval) -> None:
+    """Each reduction accumulates into a scratch array with one slot per row (kept index), in
+    body order; trailing reduced axes loop innermost (row order), leading ones outermost
+    (column order, so the kept axis is contiguous). Then the row-shaped outputs, then the
+    full-shape outputs (e.g. softmax's e / sum) are evaluated and stored."""
+    b, e = kernel.b, kernel.e
+    reductions = _reductions(ev.body)
+    domain = reductions[0].inputs[0].type.shape
+    axes = tuple(reductions[0].attrs["axes"])
+    kept = [d for d in range(len(domain)) if d not in axes]
+    kept_shape = tuple(domain[d] for d in kept)
+    rows = math.prod(kept_shape)
+    order = list(kept) + list(axes) if all(a > k for a in axes for k in kept) else \
+        list(axes) + list(kept)
+    scratch = Scratch(b, kernel.scratch)
+    for r in reductions:
+        op, dtype = get_op(r.op), r.output.type.dtype
+        combine, identity = op.reducer
+        acc = scratch.array(dtype, rows)
+        with for_range(b, rows, "init") as row:
+            store(b, constant(dtype, identity), acc, row, dtype)
+        with loop_nest(b, tuple(domain[d] for d in order), "a") as loop_idx, ev.scope():
+            idx = tuple(dict(zip(order, loop_idx))[d] for d in range(len(domain)))
+            slot = flat_offset(b, tuple(idx[d] for d in kept), kept_shape)
+            value = ev.at(r.inputs[0], idx)
+            store(b, getattr(e, combine)(load(b, acc, slot, dtype), value), acc, slot, dtype)
+        if op.finalize is not None:
+            count = math.prod(domain[a] for a in axes) or 1
+            with for_range(b, rows, "fin") as row:
+                store(b, op.finalize(e, load(b, acc, row, dtype), count), acc, row, dtype)
+        ev.ptr[r.output] = acc
+    full = [(j, v) for j, v in _outputs(kernel)
+            if v.type.shape == domain and v not in ev.ptr]
+    rowwise = [(j, v) for j, v in _outputs(kernel) if (j, v) not in full]
+    if rowwise:
+        with for_range(b, rows, "row") as row, ev.scope():
+            ev.store_all([(j, v, unflatten(b, row, v.type.shape)) for j, v in rowwise])
+    if full:
+        with loop_nest(b, domain, "w") as idx, ev.scope():
+            ev.store_all([(j, v, idx) for j, v in full])
+
+
+def emit_matmul(kernel, ev: IndexEval) -> None:
+    """C = A @ B (batch dims broadcast) accumulated one output row at a time in a scratch row
+    (loop order i, k, j so j is contiguous; B packed first if it is not a dense operand), then
+    the epilogue evaluated per element of the row."""
+    (mm,) = [n for n in ev.body.nodes if n.op == "matmul"]
+    a, bm = mm.inputs
+    out = mm.output
+    *batch, m, n = out.type.shape
+    kk = a.type.shape[-1]
+    b, e, dtype = kernel.b, kernel.e, out.type.dtype
+    scratch = Scratch(b, kernel.scratch)
+    row_ptr = scratch.array(dtype, n)
+    packed = scratch.array(dtype, kk * n) if _matmul_needs_packing(ev.body) else None
+    with loop_nest(b, tuple(batch), "b") as bidx, ev.scope():
+        a_batch = broadcast_index(bidx, a.type.shape[:-2], batch)
+        b_batch = broadcast_index(bidx, bm.type.shape[:-2], batch)
+        if packed is not None:
+            with for_range(b, kk, "pk") as p, for_range(b, n, "pj") as j, ev.scope():
+                offset = b.add(b.mul(p, ir.Constant(I64, n)), j)
+                store(b, ev.at(bm, b_batch + (p, j)), packed, offset, dtype)
+            b_ptr, b_base = packed, ZERO
+        else:
+            b_ptr = ev.ptr[bm]
+            b_base = flat_offset(b, b_batch + (ZERO, ZERO), bm.type.shape)
+        with for_range(b, m, "i") as i, ev.scope():
+            with for_range(b, n, "z") as j:
+                store(b, constant(dtype, 0), row_ptr, j, dtype)
+            with for_range(b, kk, "k") as p, ev.scope():
+                a_ip = ev.at(a, a_batch + (i, p))
+                b_row = b.add(b_base, b.mul(p, ir.Constant(I64, n)))
+                with for_range(b, n, "j") as j:
+                    prod = e.mul(a_ip, load(b, b_ptr, b.add(b_row, j), dtype))
+                    store(b, e.add(load(b, row_ptr, j, dtype), prod), row_ptr, j, dtype)
+            with for_range(b, n, "o") as j, ev.scope():
+                ev.fixed[out] = load(b, row_ptr, j, dtype)
+                ev.store_all([(jj, v, tuple(bidx) + (i, j)) for jj, v in _outputs(kernel)])
+                del ev.fixed[out]
+
+
+def writes_in_place_ok(node: Node, target: Value, value: Value) -> bool:
+    """May fused `node` store `value` into `target`'s buffer? Only if every body read of
+    `target` is by an elementwise op of the same shape, i.e. at the very index being written
+    (all outputs of an iteration are computed before any store)."""
+    body = node.attrs["body"]
+    if value.type != target.type or target not in node.inputs:
+        return False
+    inner = body.inputs[node.inputs.index(target)].value
+    readers = [n for n in body.nodes if inner in n.inputs]
+    return all(get_op(n.op).kind == "elementwise" and n.output.type.shape == target.type.shape
+               for n in readers)
+
+
+FUSED_EMITTERS = {"loop": emit_loop, "reduce": emit_reduce, "matmul": emit_matmul}
+
+
+def emit_fused(kernel, consts: Mapping[Value, np.ndarray]) -> None:
+    body = kernel.node.attrs["body"]
+    kind = kernel.node.attrs["kind"]
+    if kind not in FUSED_EMITTERS:
+        raise CompileError(f"fused kernel of unknown kind {kind!r}")
+    FUSED_EMITTERS[kind](kernel, IndexEval(kernel, body, consts))
