@@ -3,20 +3,60 @@
 Input: models written with the DSL (`GraphBuilder`, `gc.relu`, ...) or ONNX files.
 Output: graphs that can be interpreted, differentiated, printed/parsed and compiled to native code.
 """
-from .errors import (CompileError, FeedError, GradientCheckError, GradientError,  # noqa: F401
-                     GraphcError, ParseError, ShapeError, VerifyError)
-from .types import TensorType  # noqa: F401
-from .ir import Graph, GraphInput, Node, Value  # noqa: F401
 from . import ops  # noqa: F401  (registers every op)
 from .builder import GraphBuilder, Tensor  # noqa: F401
-from .frontend.dsl import (add, broadcast_to, cast, constant, div, equal, exp,  # noqa: F401
-                           greater, greater_equal, less, less_equal, log, log_softmax, matmul,
-                           max, maximum, mean, minimum, mse, mul, neg, not_equal, pow, relu,
-                           reshape, sigmoid, softmax, softmax_cross_entropy, sqrt, stop_gradient,
-                           sub, sum, swapaxes, tanh, transpose, where)
+from .errors import (  # noqa: F401
+                     CompileError,
+                     FeedError,
+                     GradientCheckError,
+                     GradientError,
+                     GraphcError,
+                     ParseError,
+                     ShapeError,
+                     VerifyError,
+)
 from .frontend import layers  # noqa: F401
-from .printer import parse, print_graph  # noqa: F401
-from .verify import verify  # noqa: F401
+from .frontend.dsl import (  # noqa: F401
+                     add,
+                     broadcast_to,
+                     cast,
+                     constant,
+                     div,
+                     equal,
+                     exp,
+                     greater,
+                     greater_equal,
+                     less,
+                     less_equal,
+                     log,
+                     log_softmax,
+                     matmul,
+                     max,
+                     maximum,
+                     mean,
+                     minimum,
+                     mse,
+                     mul,
+                     neg,
+                     not_equal,
+                     pow,
+                     relu,
+                     reshape,
+                     sigmoid,
+                     softmax,
+                     softmax_cross_entropy,
+                     sqrt,
+                     stop_gradient,
+                     sub,
+                     sum,
+                     swapaxes,
+                     tanh,
+                     transpose,
+                     where,
+)
 from .interpret import interpret  # noqa: F401
-from .pipeline import (check_grads, compile, compile_train_step, compile_value_and_grad,  # noqa: F401,E402
-                  grad, optim)
+from .ir import Graph, GraphInput, Node, Value  # noqa: F401
+from .pipeline import check_grads, compile, compile_train_step, compile_value_and_grad, grad, optim  # noqa: F401
+from .printer import parse, print_graph  # noqa: F401
+from .types import TensorType  # noqa: F401
+from .verify import verify  # noqa: F401

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Tensor:
 
     __array_priority__ = 1000  # make `ndarray @ Tensor` defer to Tensor.__rmatmul__
 
-    def __init__(self, builder: "GraphBuilder", value: Value):
+    def __init__(self, builder: GraphBuilder, value: Value):
         self.builder = builder
         self.value = value
 
@@ -73,13 +74,13 @@ class Tensor:
         return self.value.name
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.builder.apply("transpose", [self], perm=tuple(reversed(range(self.ndim))))
 
     def __repr__(self) -> str:
         return f"Tensor(%{self.value.name}: {self.value.type})"
 
-    def _bin(self, op: str, other: Any, reverse: bool = False) -> "Tensor":
+    def _bin(self, op: str, other: Any, reverse: bool = False) -> Tensor:
         other = self.builder.lift(other, like=self)
         return self.builder.apply(op, [other, self] if reverse else [self, other])
 
@@ -240,7 +241,7 @@ class GraphBuilder:
         return graph
 
     @classmethod
-    def extend(cls, graph: Graph) -> tuple["GraphBuilder", dict[str, Tensor]]:
+    def extend(cls, graph: Graph) -> tuple[GraphBuilder, dict[str, Tensor]]:
         """A builder that starts from `graph` (inputs, nodes, initializers); returns it and a
         map from value name to Tensor, so a pass can append nodes."""
         b = cls(graph.name)

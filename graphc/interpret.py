@@ -5,7 +5,7 @@ Output: {output name: array}; with `updates=True` also the new values of updated
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -6,10 +6,11 @@ outputs and in-place state updates; use maps are derived on demand and cached.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ class Graph:
     def __str__(self) -> str:
         return self.to_text()
 
-    def replace(self, **changes: Any) -> "Graph":
+    def replace(self, **changes: Any) -> Graph:
         """A copy of this graph with some fields replaced."""
         fields = dict(name=self.name, inputs=self.inputs, nodes=self.nodes, outputs=self.outputs,
                       updates=self.updates, initializers=self.initializers)

@@ -10,12 +10,13 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Callable, Mapping, TextIO
+from typing import TextIO
 
 import numpy as np
 
-from passes import optim  # noqa: F401  (gc.optim.SGD / gc.optim.Adam)
+from passes import optim
 from passes.autodiff import grad, value_and_grad
 from passes.decompose import decompose
 from passes.precision import to_float64
@@ -147,7 +148,7 @@ def _compile_graph(graph: Graph, passes: list[Pass]) -> Executable:
     return Executable(graph, passes)
 
 
-def compile(graph: Graph) -> Executable:  # noqa: A001 - the public name is part of the contract
+def compile(graph: Graph) -> Executable:
     """Compile a forward graph; `exe.run(feeds) -> {output: array}`."""
     return _compile_graph(graph, passes_for())
 

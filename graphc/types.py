@@ -66,17 +66,17 @@ class TensorType:
     def is_float(self) -> bool:
         return self.dtype in FLOAT_DTYPES
 
-    def with_shape(self, shape: tuple[int, ...]) -> "TensorType":
+    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
         return TensorType(shape, self.dtype)
 
-    def with_dtype(self, dtype: str) -> "TensorType":
+    def with_dtype(self, dtype: str) -> TensorType:
         return TensorType(self.shape, dtype)
 
     def __str__(self) -> str:
         return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
 
     @staticmethod
-    def parse(text: str) -> "TensorType":
+    def parse(text: str) -> TensorType:
         m = re.fullmatch(r"\s*(\w+)\[([\d,\s]*)\]\s*", text)
         if not m:
             raise GraphcError(f"cannot parse tensor type {text!r}; expected e.g. f32[128,784]")

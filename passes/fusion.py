@@ -237,11 +237,32 @@ def _fused_node(graph: Graph, group: Group, needed_outside: set[Value]) -> Node:
                 root.loc)
 
 
-def fuse(graph: Graph) -> Graph:
+SINGLE_KIND = {"elementwise": "loop", "movement": "loop", "reduction": "reduce",
+               "matmul": "matmul"}
+
+
+def _singletons(graph: Graph) -> list[Group]:
+    groups = []
+    for node in graph.nodes:
+        kind = get_op(node.op).kind
+        if kind in SINGLE_KIND:
+            domain = node.inputs[0].type.shape if kind == "reduction" else node.output.type.shape
+            axes = tuple(node.attrs["axes"]) if kind == "reduction" else ()
+            groups.append(Group(SINGLE_KIND[kind], domain, axes, [node]))
+    return groups
+
+
+def fuse(graph: Graph, enabled: bool = True) -> Graph:
     """Needs a decomposed graph; guarantees every non-source node sits in exactly one `fused`
-    kernel and every value read across kernels is a kernel output."""
-    groups = _absorb_movement_prologues(Fuser(graph).run(), graph)
-    groups = _order(_sink_loop_prologues(groups, graph))
+    kernel and every value read across kernels is a kernel output. With `enabled=False` each
+    node becomes its own kernel (the unfused baseline)."""
+    if any(n.op == "fused" for n in graph.nodes):
+        return as_kernels(graph)
+    if not enabled:
+        groups = _singletons(graph)
+    else:
+        groups = _absorb_movement_prologues(Fuser(graph).run(), graph)
+        groups = _order(_sink_loop_prologues(groups, graph))
     owner = {v: g for g in groups for n in g.nodes for v in n.outputs}
     needed = set(graph.outputs.values()) | set(graph.updates.values())
     for g in groups:
@@ -250,7 +271,8 @@ def fuse(graph: Graph) -> Graph:
     sources = [n for n in graph.nodes if get_op(n.op).kind == "source"]
     used = {v for g in groups for n in g.nodes for v in n.inputs} | needed
     sources = [n for n in sources if any(v in used for v in n.outputs)]
-    kernels = [_fused_node(graph, g, needed) for g in groups]
+    kernels = [_fused_node(graph, g, needed) for g in groups
+               if any(v in needed for n in g.nodes for v in n.outputs)]
     # scalar constants copied into kernel bodies may no longer be read at the top level
     top_reads = {v for k in kernels for v in k.inputs} | needed
     sources = [n for n in sources if any(v in top_reads for v in n.outputs)]
@@ -260,3 +282,19 @@ def fuse(graph: Graph) -> Graph:
 def kernel_count(graph: Graph) -> int:
     """Kernels a graph lowers to: fused nodes, or every non-source node if unfused."""
     return sum(1 for n in graph.nodes if get_op(n.op).kind != "source")
+
+
+def as_kernels(graph: Graph) -> Graph:
+    """Wrap every primitive node that is not yet in a kernel into a kernel of its own."""
+    needed = set(graph.outputs.values()) | set(graph.updates.values()) | \
+        {v for n in graph.nodes for v in n.inputs}
+    nodes = []
+    for node in graph.nodes:
+        kind = get_op(node.op).kind
+        if kind not in SINGLE_KIND:
+            nodes.append(node)
+            continue
+        if any(v in needed for v in node.outputs):  # a dead node needs no kernel
+            (group,) = _singletons(graph.replace(nodes=(node,)))
+            nodes.append(_fused_node(graph, group, needed))
+    return graph.replace(nodes=tuple(nodes))

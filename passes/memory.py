@@ -8,8 +8,8 @@ with `naive_bytes` (one buffer per value), `planned_bytes` (the arena size) and
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 ALIGN = 64
 

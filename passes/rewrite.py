@@ -6,7 +6,7 @@ Output: a new Graph in which each node the rule answers for is replaced by the t
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.ir import Graph, Node, Value

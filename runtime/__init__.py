@@ -1,7 +1,7 @@
 """runtime: from a graph of primitive ops to machine code and back to NumPy.
 
-Input: a `graphc.ir.Graph` whose ops are elementwise, reduction, matmul, movement or source
-(composites decomposed). Output: `compile_graph(graph) -> Executable`, whose `run(feeds)` is one
+Input: a `graphc.ir.Graph` of `fused` kernels (passes/fusion.py) and source nodes; any other
+primitive node (elementwise, reduction, matmul, movement) is lowered as a kernel of its own. Output: `compile_graph(graph) -> Executable`, whose `run(feeds)` is one
 native call into a single JIT-compiled LLVM module.
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from graphc.ir import Graph
+from passes.fusion import as_kernels
 
 from .executor import Executable
 from .jit import JitModule
@@ -21,6 +22,7 @@ __all__ = ["Executable", "compile_graph"]
 def compile_graph(graph: Graph) -> Executable:
     """Plan buffers, lower every node to a kernel, JIT the module, wrap it for NumPy."""
     t0 = time.perf_counter()
+    graph = as_kernels(graph)
     plan = plan_buffers(graph)
     module, kernels = build_module(graph, plan)
     lowered = time.perf_counter() - t0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 from llvmlite import ir
@@ -115,6 +115,10 @@ class IndexEval:
             args = [self.at(x, broadcast_index(idx, x.type.shape, v.type.shape))
                     for x in node.inputs]
             return self._typed(op.scalar(self.e, *args, **node.attrs), v, node)
+        if op.kind == "movement" and op.index_map is not None:
+            result = op.index_map(lambda k, i: self.at(node.inputs[k], tuple(i)), self.e, idx,
+                                  [x.type for x in node.inputs], v.type, **node.attrs)
+            return self._typed(result, v, node)
         if op.kind == "movement":
             x = node.inputs[0]
             view = op.view(x.type, v.type, **node.attrs)

@@ -1,6 +1,7 @@
 """Memory planner properties: no two simultaneously live buffers overlap; the arena is never
 smaller than the lower bound and reuses dead memory."""
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from passes.memory import Interval, aligned, lower_bound, plan_intervals
 

@@ -6,10 +6,13 @@ these same functions, so gradient graphs can be differentiated again.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from ..builder import Tensor
-from ..builder import user_location  # noqa: F401  (re-exported for ops' error messages)
+from ..builder import (
+    Tensor,
+    user_location,  # noqa: F401  (re-exported for ops' error messages)
+)
 from ..errors import GraphcError, ShapeError, located
 from ..types import dtype_name
 
@@ -51,7 +54,7 @@ def add(a, b): return _apply("add", a, b)
 def sub(a, b): return _apply("sub", a, b)
 def mul(a, b): return _apply("mul", a, b)
 def div(a, b): return _apply("div", a, b)
-def pow(a, b): return _apply("pow", a, b)  # noqa: A001 - mirrors numpy.power's role
+def pow(a, b): return _apply("pow", a, b)
 def maximum(a, b): return _apply("maximum", a, b)
 def minimum(a, b): return _apply("minimum", a, b)
 def neg(x): return _apply("neg", x)
@@ -86,7 +89,7 @@ def cast(x: Tensor, dtype: str) -> Tensor:
 
 
 # --- reductions ------------------------------------------------------------------------------
-def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return _apply("sum", x, axes=_axes(axis, x, "sum"), keepdims=keepdims)
 
 
@@ -94,7 +97,7 @@ def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return _apply("mean", x, axes=_axes(axis, x, "mean"), keepdims=keepdims)
 
 
-def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return _apply("max", x, axes=_axes(axis, x, "max"), keepdims=keepdims)
 
 

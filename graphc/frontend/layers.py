@@ -5,7 +5,7 @@ parameters are added to the tensor's builder with names like `fc1.weight`, `fc1.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

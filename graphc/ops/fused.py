@@ -10,7 +10,6 @@ from __future__ import annotations
 from ..errors import ShapeError
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 
-
 KERNEL_KINDS = ("loop", "reduce", "matmul")
 
 

@@ -6,8 +6,9 @@ look facts up here instead of branching on op names.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import GraphcError
 
@@ -37,6 +38,10 @@ class OpDef:
     - `reducer = (combine, identity)` and `finalize(e, acc, count)` for reductions.
     - `view(in_type, out_type, **attrs) -> strides`: for movement ops, the input element stride
       of each output dimension (a strided copy implements the op).
+    - `index_map(at, e, idx, in_types, out_type, **attrs) -> scalar`: for movement ops that are
+      not a strided view (pad, slice, concat, gather, im2col): the output element at multi-index
+      `idx` (i64 scalars), built with the scalar emitter `e` and `at(k, index)`, which reads
+      input k at an index. Indices passed to `at` must be in bounds (clamp, then select).
     - `decompose(*inputs, **attrs)`: composite ops rewritten into primitives after autodiff.
     - `check_inputs(types, arrays)`: run-time validation of data the shape rule cannot see
       (e.g. class labels in range); `arrays[i]` is None where the value is not known (a compiled
@@ -55,6 +60,7 @@ class OpDef:
     finalize: Callable[..., Any] | None = None
     decompose: Callable[..., Any] | None = None
     view: Callable[..., tuple[int, ...]] | None = None
+    index_map: Callable[..., Any] | None = None
     check_inputs: Callable[..., None] | None = None
     traits: frozenset[str] = frozenset()
     arity: int | None = 1
@@ -77,8 +83,8 @@ def register(op: OpDef) -> OpDef:
         raise GraphcError(f"elementwise op {op.name!r} needs a scalar body")
     if op.kind == "reduction" and op.reducer is None:
         raise GraphcError(f"reduction op {op.name!r} needs a reducer")
-    if op.kind == "movement" and op.view is None:
-        raise GraphcError(f"movement op {op.name!r} needs a view")
+    if op.kind == "movement" and op.view is None and op.index_map is None:
+        raise GraphcError(f"movement op {op.name!r} needs a view or an index_map")
     if op.kind == "composite" and op.decompose is None:
         raise GraphcError(f"composite op {op.name!r} needs a decomposition")
     _REGISTRY[op.name] = op
