@@ -19,6 +19,8 @@ import numpy as np
 from passes import optim
 from passes.autodiff import grad, value_and_grad
 from passes.decompose import decompose
+from passes.fusion import fuse, kernel_count
+from passes.schedule import schedule
 from passes.precision import to_float64
 from passes.simplify import cse, dce, simplify
 from passes.training import training_step
@@ -39,18 +41,24 @@ PASSES: list[Pass] = [
     ("simplify-2", simplify),
     ("cse-2", cse),
     ("dce", dce),
+    ("fuse", fuse),
+    ("schedule", schedule),
 ]
 
 
 def passes_for(train: tuple[str, object] | None = None,
-               grads: tuple[str, list[str]] | None = None) -> list[Pass]:
-    """The pass list for a forward graph, a value-and-grad graph or a training step."""
+               grads: tuple[str, list[str]] | None = None, fusion: bool = True) -> list[Pass]:
+    """The pass list for a forward graph, a value-and-grad graph or a training step; with
+    `fusion=False` every node becomes its own kernel (the baseline fusion is measured against).
+    """
     head: list[Pass] = []
     if train is not None:
         head.append(("training", partial(training_step, loss=train[0], optimizer=train[1])))
     if grads is not None:
         head.append(("autodiff", partial(value_and_grad, output=grads[0], wrt=grads[1])))
-    return head + PASSES
+    tail = PASSES if fusion else [(n, partial(fuse, enabled=False) if n == "fuse" else f)
+                                  for n, f in PASSES]
+    return head + tail
 
 
 def pass_names() -> list[str]:
@@ -59,7 +67,7 @@ def pass_names() -> list[str]:
 
 def run_pipeline(graph: Graph, passes: list[Pass] | None = None, *,
                  print_after: str | None = None, stop_after: str | None = None,
-                 verify_each: bool = False, out: TextIO = sys.stdout,
+                 verify_each: bool = False, out: TextIO | None = None,
                  timings: dict | None = None) -> Graph:
     """Run `passes` in order; `print_after` is a pass name or "all"; the verifier runs between
     passes when `verify_each` (as under test)."""
@@ -71,13 +79,15 @@ def run_pipeline(graph: Graph, passes: list[Pass] | None = None, *,
     verify(graph)
     for name, fn in passes:
         start = time.perf_counter()
+        if name == "fuse" and timings is not None:
+            timings["kernels_unfused"] = kernel_count(graph)
         graph = fn(graph)
         if timings is not None:
             timings[f"{name}_seconds"] = time.perf_counter() - start
         if verify_each:
             verify(graph)
         if print_after in ("all", name):
-            out.write(f"// ----- after {name} -----\n{graph.to_text()}")
+            (out or sys.stdout).write(f"// ----- after {name} -----\n{graph.to_text()}")
         if stop_after == name:
             break
     return graph

@@ -2,7 +2,8 @@
 
 Input: a forward Graph, the name of its scalar loss output and an optimizer (passes/optim.py).
 Output: a Graph whose only output is the loss and whose `updates` write every param and every
-optimizer state in place; gradients are taken with respect to every `param` input.
+optimizer state in place (plus the forward graph's own state updates, such as batch-norm running
+statistics); gradients are taken with respect to every `param` input.
 """
 from __future__ import annotations
 
@@ -27,4 +28,6 @@ def training_step(graph: Graph, loss: str, optimizer) -> Graph:
     b, tensors, grads = backprop(graph, loss, params)
     with b.at("optimizer"):
         updates = optimizer.updates(b, {p: tensors[p] for p in params}, grads)
+    # the forward graph's own state updates (e.g. batch-norm running statistics) are kept
+    updates = {**{k: tensors[v.name] for k, v in graph.updates.items()}, **updates}
     return dce(b.build(outputs={loss: tensors[graph.outputs[loss].name]}, updates=updates))

@@ -95,7 +95,7 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
                                        f"{err}", node.loc, format_node(node))) from err
         args = [entry.typed(v) for v in node.outputs + node.inputs]
         if len(fn.args) > len(args):  # the kernel's scratch memory, at the end of the arena
-            args.append(entry.address(Loc("arena", plan.scratch_offset)))
+            args.append(entry.address(Loc("arena", plan.scratch[index])))
         entry.b.call(fn, args)
         kernels += 1
     for src, dst, nbytes in plan.end_copies:

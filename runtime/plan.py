@@ -16,6 +16,8 @@ from graphc.ir import Graph, Value
 from graphc.ops.registry import get_op
 from graphc.printer import format_node
 
+from passes.memory import MemoryPlan
+
 from .fused import scratch_bytes, writes_in_place_ok
 from .kernels import LOWERED_KINDS
 
@@ -40,7 +42,7 @@ class BufferPlan:
     const_buffer: np.ndarray
     arena_bytes: int
     inplace: dict[Value, str]             # update value -> param it is written into
-    scratch_offset: int = 0               # arena offset of the kernels' shared scratch memory
+    scratch: dict[int, int] = field(default_factory=dict)  # kernel position -> scratch offset
     start_copies: list[tuple[Loc, Loc, int]] = field(default_factory=list)
     end_copies: list[tuple[Loc, Loc, int]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
@@ -163,24 +165,54 @@ def plan_buffers(graph: Graph) -> BufferPlan:
     loc.update((i.value, Loc("param", param_slots[i.name])) for i in params)
     loc.update((v, Loc("const", off)) for v, off in const_offsets.items())
     loc.update((v, Loc("param", param_slots[name])) for v, name in inplace.items())
-    resident: list[Value] = []
     for name, v in graph.outputs.items():
         if v not in loc:
             loc[v] = Loc("io", output_slots[name])
-            resident.append(v)
-    arena = 0
-    for node in graph.nodes:
-        for v in node.outputs:
-            if v not in loc:
-                loc[v] = Loc("arena", arena)
-                arena = _aligned(arena + v.type.nbytes)
-
-    scratch = max((scratch_bytes(n) for n in graph.nodes if n.op == "fused"), default=0)
+    arena_values = [v for n in graph.nodes if get_op(n.op).kind != "source"
+                    for v in n.outputs if v not in loc]
+    memory = _place_arena(graph, arena_values)
+    loc.update((v, Loc("arena", memory.offsets[v.name])) for v in arena_values)
     plan = BufferPlan(input_slots, output_slots, param_slots, loc, consts, const_buffer,
-                      arena + _aligned(scratch), inplace, scratch_offset=arena)
+                      memory.planned_bytes, inplace,
+                      scratch={k: memory.offsets[f"{SCRATCH}{k}"] for k in _scratch_users(graph)})
     _plan_end_copies(graph, plan)
-    plan.stats = memory_stats(graph, plan, resident)
+    plan.stats = {"naive_bytes": naive_bytes(graph), "planned_bytes": plan.arena_bytes,
+                  "lower_bound_bytes": memory.lower_bound_bytes}
     return plan
+
+
+SCRATCH = "%scratch"  # name prefix of a kernel's scratch buffer, live while the kernel runs
+
+
+def _scratch_users(graph: Graph) -> dict[int, int]:
+    """Kernel position -> scratch bytes, for the kernels that need scratch memory."""
+    sizes = {k: scratch_bytes(n) for k, n in enumerate(graph.nodes) if n.op == "fused"}
+    return {k: size for k, size in sizes.items() if size}
+
+
+def _place_arena(graph: Graph, values: list[Value]) -> MemoryPlan:
+    """Offsets for the arena values over the kernel order (dead memory reused); a kernel's
+    scratch memory is one more buffer, live only during that kernel."""
+    from passes.memory import Interval, plan_intervals
+    from passes.schedule import intervals
+
+    wanted = {v.name for v in values}
+    spans = [iv for iv in intervals(graph, list(graph.nodes)) if iv.name in wanted]
+    spans += [Interval(f"{SCRATCH}{k}", size, k, k) for k, size in _scratch_users(graph).items()]
+    return plan_intervals(spans)
+
+
+def naive_bytes(graph: Graph) -> int:
+    """One buffer per value computed by any node, inside kernel bodies too (the unfused,
+    unplanned footprint)."""
+    total = 0
+    for node in graph.nodes:
+        body = node.attrs.get("body")
+        if isinstance(body, Graph):
+            total += naive_bytes(body)
+        elif get_op(node.op).kind != "source":
+            total += sum(v.type.nbytes for v in node.outputs)
+    return total
 
 
 def _plan_end_copies(graph: Graph, plan: BufferPlan) -> None:
@@ -201,25 +233,6 @@ def _plan_end_copies(graph: Graph, plan: BufferPlan) -> None:
             plan.start_copies.append((src, snap, v.type.nbytes))
             src = snap
         plan.end_copies.append((src, dst, v.type.nbytes))
-
-
-def memory_stats(graph: Graph, plan: BufferPlan, resident: list[Value]) -> dict[str, int]:
-    """naive = one buffer per node-produced value; planned = arena + output-resident bytes;
-    lower bound = the most bytes simultaneously live over the schedule (values written in
-    place into params excluded, as they occupy no new memory)."""
-    produced = [v for n in graph.nodes if get_op(n.op).kind != "source" for v in n.outputs]
-    counted = [v for v in produced if v not in plan.inplace]
-    last = {v: i for i, n in enumerate(graph.nodes) for v in n.inputs}
-    end = len(graph.nodes)
-    last.update((v, end) for v in list(graph.outputs.values()) + list(graph.updates.values()))
-    first = {v: i for i, n in enumerate(graph.nodes) for v in n.outputs}
-    live = [0] * (end + 1)
-    for v in counted:
-        for t in range(first[v], max(last.get(v, first[v]), first[v]) + 1):
-            live[t] += v.type.nbytes
-    return {"naive_bytes": sum(v.type.nbytes for v in produced),
-            "planned_bytes": plan.arena_bytes + sum(v.type.nbytes for v in resident),
-            "lower_bound_bytes": max(live, default=0)}
 
 
 def _is_old_value_of_updated(graph: Graph, v: Value) -> bool:
