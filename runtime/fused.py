@@ -22,6 +22,7 @@ from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
 from graphc.types import TensorType
 
+from .gemm import NC, Gemm, gemm_scratch, tiles
 from .llvm_emitter import I64, MEM_TYPES, REG_TYPES, constant, for_range, load, store
 
 ZERO = ir.Constant(I64, 0)
@@ -174,24 +175,16 @@ def _reductions(body: Graph) -> list[Node]:
     return [n for n in body.nodes if get_op(n.op).kind == "reduction"]
 
 
-def _matmul_needs_packing(body: Graph) -> bool:
-    """B is read along j in the inner loop: pack it unless it is a dense kernel operand."""
-    (mm,) = [n for n in body.nodes if n.op == "matmul"]
-    return mm.inputs[1] not in {i.value for i in body.inputs}
-
-
 def scratch_bytes(node: Node) -> int:
-    """Scratch memory a fused kernel needs: one accumulator per row for each reduction; an
-    accumulator row and, if B must be packed, a K x N copy of B for a matmul."""
+    """Scratch memory a fused kernel needs: one accumulator per row for each reduction; a
+    packed block of B and a block of C for a matmul."""
     body, kind = node.attrs["body"], node.attrs["kind"]
     if kind == "reduce":
         return sum(r.output.type.nbytes for r in _reductions(body)) + 64 * len(_reductions(body))
     if kind == "matmul":
         (mm,) = [n for n in body.nodes if n.op == "matmul"]
-        a, bm = mm.inputs
-        item = mm.output.type.np_dtype.itemsize
-        packed = a.type.shape[-1] * bm.type.shape[-1] * item if _matmul_needs_packing(body) else 0
-        return mm.output.type.shape[-1] * item + 64 + packed
+        *_, m, n = mm.output.type.shape
+        return gemm_scratch(m, n, mm.inputs[0].type.shape[-1], mm.output.type.dtype)
     return 0
 
 
@@ -251,42 +244,37 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
 
 
 def emit_matmul(kernel, ev: IndexEval) -> None:
-    """C = A @ B (batch dims broadcast) accumulated one output row at a time in a scratch row
-    (loop order i, k, j so j is contiguous; B packed first if it is not a dense operand), then
-    the epilogue evaluated per element of the row."""
+    """C = A @ B per batch element with the packed GEMM of runtime/gemm.py; the epilogue
+    (every kernel output) is evaluated on each finished block of C."""
     (mm,) = [n for n in ev.body.nodes if n.op == "matmul"]
     a, bm = mm.inputs
     out = mm.output
     *batch, m, n = out.type.shape
     kk = a.type.shape[-1]
-    b, e, dtype = kernel.b, kernel.e, out.type.dtype
+    b, dtype = kernel.b, out.type.dtype
+    _, mr, nr, kc = tiles(dtype)
+    ncp = -(-min(n, NC) // nr) * nr
     scratch = Scratch(b, kernel.scratch)
-    row_ptr = scratch.array(dtype, n)
-    packed = scratch.array(dtype, kk * n) if _matmul_needs_packing(ev.body) else None
-    with loop_nest(b, tuple(batch), "b") as bidx, ev.scope():
+    packed = scratch.array(dtype, min(kc, kk) * ncp)
+    cblock = scratch.array(dtype, -(-m // mr) * mr * ncp)
+    with loop_nest(b, tuple(batch), "b") as bidx:
         a_batch = broadcast_index(bidx, a.type.shape[:-2], batch)
         b_batch = broadcast_index(bidx, bm.type.shape[:-2], batch)
-        if packed is not None:
-            with for_range(b, kk, "pk") as p, for_range(b, n, "pj") as j, ev.scope():
-                offset = b.add(b.mul(p, ir.Constant(I64, n)), j)
-                store(b, ev.at(bm, b_batch + (p, j)), packed, offset, dtype)
-            b_ptr, b_base = packed, ZERO
-        else:
-            b_ptr = ev.ptr[bm]
-            b_base = flat_offset(b, b_batch + (ZERO, ZERO), bm.type.shape)
-        with for_range(b, m, "i") as i, ev.scope():
-            with for_range(b, n, "z") as j:
-                store(b, constant(dtype, 0), row_ptr, j, dtype)
-            with for_range(b, kk, "k") as p, ev.scope():
-                a_ip = ev.at(a, a_batch + (i, p))
-                b_row = b.add(b_base, b.mul(p, ir.Constant(I64, n)))
-                with for_range(b, n, "j") as j:
-                    prod = e.mul(a_ip, load(b, b_ptr, b.add(b_row, j), dtype))
-                    store(b, e.add(load(b, row_ptr, j, dtype), prod), row_ptr, j, dtype)
-            with for_range(b, n, "o") as j, ev.scope():
-                ev.fixed[out] = load(b, row_ptr, j, dtype)
+
+        def read(value, prefix):
+            def reader(r, c):
+                with ev.scope():
+                    return ev.at(value, prefix + (r, c))
+            return reader
+
+        def epilogue(i, j, c):
+            with ev.scope():
+                ev.fixed[out] = c
                 ev.store_all([(jj, v, tuple(bidx) + (i, j)) for jj, v in _outputs(kernel)])
                 del ev.fixed[out]
+
+        Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
+             cblock).emit()
 
 
 def writes_in_place_ok(node: Node, target: Value, value: Value) -> bool:

@@ -1,0 +1,182 @@
+"""The matmul kernel: a cache-blocked, register-blocked GEMM with a fused epilogue.
+
+Input: a matmul `fused` kernel (runtime/fused.py's Kernel and IndexEval). Output: instructions
+computing C = A @ B block by block: for each block of NC columns, B is packed into KC x NR
+panels (any transposition folds into the packing reads), an MR x NR register tile of C is
+accumulated with vector FMAs over each KC block, and once a column block is complete the
+epilogue (bias, activation, mask, optimizer update) is evaluated on it while it is in cache.
+A is read in place (broadcast loads), so A and Aᵀ cost the same. Vector width and tile sizes
+come from the host's features: AVX-512 (16 lanes), AVX2 (8) or a generic 4-lane fallback.
+"""
+from __future__ import annotations
+
+import functools
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from graphc.types import TensorType
+
+from .llvm_emitter import I64, MEM_TYPES, constant, for_range, load, store
+
+
+@functools.cache
+def host_vector_lanes() -> int:
+    """f32 lanes of the widest vector unit the host has."""
+    llvm.initialize_native_target()
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 16
+    if features.get("avx2"):
+        return 8
+    return 4
+
+
+def _itemsize(dtype: str) -> int:
+    return TensorType((), dtype).np_dtype.itemsize
+
+
+def tiles(dtype: str) -> tuple[int, int, int, int]:
+    """(vector lanes, MR, NR, KC) for a dtype on this host: an MR x NR tile of C lives in
+    MR * NR / lanes vector registers (16 of AVX-512's 32)."""
+    lanes = host_vector_lanes() * 4 // _itemsize(dtype)
+    mr = 8 if host_vector_lanes() >= 16 else 6
+    return lanes, mr, 2 * lanes, 256
+
+
+NC = 512  # columns per packed block of B (KC x NC of B stays in L2)
+
+
+def _round_up(n: int, m: int) -> int:
+    return (n + m - 1) // m * m
+
+
+def gemm_scratch(m: int, n: int, k: int, dtype: str) -> int:
+    """Bytes of scratch: one packed B block and one C block."""
+    lanes, mr, nr, kc = tiles(dtype)
+    item = _itemsize(dtype)
+    ncp = _round_up(min(n, NC), nr)
+    return (min(kc, k) * ncp + _round_up(m, mr) * ncp) * item + 128
+
+
+def lanes_name(dtype: str, lanes: int) -> str:
+    return f"v{lanes}{'f32' if dtype == 'f32' else 'f64'}"
+
+
+def _vector_fma(module: ir.Module, vec: ir.VectorType, suffix: str) -> ir.Function:
+    """llvm.fma on vectors (llvmlite's declare_intrinsic only mangles scalar types)."""
+    name = f"llvm.fma.{suffix}"
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), name)
+    return fn
+
+
+class Gemm:
+    """Emits one batch element's C = A @ B into a kernel, with `epilogue(i, j, c)` callbacks."""
+
+    def __init__(self, b: ir.IRBuilder, dtype: str, m: int, n: int, k: int,
+                 read_a, read_b, epilogue, packed: ir.Value, cblock: ir.Value):
+        self.b, self.dtype, self.m, self.n, self.k = b, dtype, m, n, k
+        self.read_a, self.read_b, self.epilogue = read_a, read_b, epilogue
+        self.lanes, self.mr, self.nr, self.kc = tiles(dtype)
+        self.scalar = MEM_TYPES[dtype]
+        self.vec = ir.VectorType(self.scalar, self.lanes)
+        self.packed, self.cblock = packed, cblock
+        self.fma = _vector_fma(b.module, self.vec, lanes_name(dtype, self.lanes))
+
+    def i64(self, v: int) -> ir.Constant:
+        return ir.Constant(I64, v)
+
+    def emit(self) -> None:
+        full, tail = divmod(self.n, NC)
+        if full:
+            with for_range(self.b, full, "jc") as jc:
+                self.column_block(self.b.mul(jc, self.i64(NC)), NC)
+        if tail:
+            self.column_block(self.i64(full * NC), tail)
+
+    def column_block(self, jc: ir.Value, ncur: int) -> None:
+        b = self.b
+        ncp = _round_up(ncur, self.nr)
+        mp = _round_up(self.m, self.mr)
+        with for_range(b, mp * ncp, "cz") as z:
+            store(b, constant(self.dtype, 0), self.cblock, z, self.dtype)
+        full, tail = divmod(self.k, self.kc)
+        if full:
+            with for_range(b, full, "pc") as pc:
+                self.k_block(jc, ncur, ncp, b.mul(pc, self.i64(self.kc)), self.kc)
+        if tail:
+            self.k_block(jc, ncur, ncp, self.i64(full * self.kc), tail)
+        with for_range(b, self.m, "ei") as i, for_range(b, ncur, "ej") as j:
+            c = load(b, self.cblock, b.add(b.mul(i, self.i64(ncp)), j), self.dtype)
+            self.epilogue(i, b.add(jc, j), c)
+
+    def k_block(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
+        self.pack_b(jc, ncur, ncp, pc, kcur)
+        b = self.b
+        with for_range(b, ncp // self.nr, "jr") as jr, \
+                for_range(b, _round_up(self.m, self.mr) // self.mr, "ir") as ir_:
+            self.micro_tile(b.mul(ir_, self.i64(self.mr)), jr, ncp, pc, kcur)
+
+    def pack_b(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
+        """packed[jr][p][jj] = B[pc + p, jc + jr*NR + jj], zero past column ncur."""
+        b, nr = self.b, self.nr
+        with for_range(b, ncp // nr, "pj") as jr, for_range(b, kcur, "pp") as p, \
+                for_range(b, nr, "pq") as jj:
+            col = b.add(b.mul(jr, self.i64(nr)), jj)
+            inside = b.icmp_signed("<", col, self.i64(ncur))
+            safe = b.select(inside, col, self.i64(max(ncur - 1, 0)))
+            value = self.read_b(b.add(pc, p), b.add(jc, safe))
+            value = b.select(inside, value, constant(self.dtype, 0))
+            offset = b.add(b.mul(b.add(b.mul(jr, self.i64(kcur)), p), self.i64(nr)), jj)
+            store(b, value, self.packed, offset, self.dtype)
+
+    def micro_tile(self, i0, jr, ncp: int, pc, kcur: int) -> None:
+        """C[i0:i0+MR, jr*NR:(jr+1)*NR] += A[i0:, pc:pc+kcur] @ packed panel, in registers."""
+        b, mr, nv, lanes = self.b, self.mr, self.nr // self.lanes, self.lanes
+        rows = [b.select(b.icmp_signed("<", r, self.i64(self.m)), r, self.i64(self.m - 1))
+                for r in (b.add(i0, self.i64(t)) for t in range(mr))]
+        col0 = b.mul(jr, self.i64(self.nr))
+        c_ptrs = [[self.vec_ptr(self.cblock, b.add(b.mul(b.add(i0, self.i64(t)), self.i64(ncp)),
+                                                   b.add(col0, self.i64(v * lanes))))
+                   for v in range(nv)] for t in range(mr)]
+        acc0 = [[b.load(p, align=4) for p in row] for row in c_ptrs]
+        panel = b.mul(jr, self.i64(kcur * self.nr))
+        pre = b.block
+        head = b.append_basic_block("uk.body")
+        done = b.append_basic_block("uk.end")
+        b.branch(head)
+        b.position_at_end(head)
+        p = b.phi(I64, "uk.p")
+        p.add_incoming(self.i64(0), pre)
+        accs = []
+        for t in range(mr):
+            accs.append([])
+            for v in range(nv):
+                phi = b.phi(self.vec, f"acc{t}_{v}")
+                phi.add_incoming(acc0[t][v], pre)
+                accs[t].append(phi)
+        bvecs = [b.load(self.vec_ptr(self.packed, b.add(panel, b.add(
+            b.mul(p, self.i64(self.nr)), self.i64(v * lanes)))), align=4) for v in range(nv)]
+        new = []
+        for t in range(mr):
+            a = self.read_a(rows[t], b.add(pc, p))
+            splat = b.shuffle_vector(b.insert_element(ir.Constant(self.vec, ir.Undefined), a,
+                                                      self.i64(0)),
+                                     ir.Constant(self.vec, ir.Undefined),
+                                     ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+            new.append([b.call(self.fma, [splat, bvecs[v], accs[t][v]]) for v in range(nv)])
+        nxt = b.add(p, self.i64(1), flags=("nuw", "nsw"))
+        p.add_incoming(nxt, b.block)
+        for t in range(mr):
+            for v in range(nv):
+                accs[t][v].add_incoming(new[t][v], b.block)
+        b.cbranch(b.icmp_signed("<", nxt, self.i64(kcur)), head, done)
+        b.position_at_end(done)
+        for t in range(mr):
+            for v in range(nv):
+                b.store(new[t][v], c_ptrs[t][v], align=4)
+
+    def vec_ptr(self, base: ir.Value, offset: ir.Value) -> ir.Value:
+        return self.b.bitcast(self.b.gep(base, [offset], inbounds=True), self.vec.as_pointer())
