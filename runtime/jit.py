@@ -16,8 +16,10 @@ from llvmlite import ir
 
 from graphc.errors import CompileError
 
-# libm functions the kernels call (tanh) or that LLVM lowers intrinsics to (exp, log, pow).
-_LIBM_SYMBOLS = ("tanhf", "tanh", "expf", "exp", "logf", "log", "powf", "pow")
+# libm functions the kernels call (tanh, erf) or that LLVM may lower intrinsics to (exp, log,
+# pow, floor, ceil, roundeven).
+_LIBM_SYMBOLS = ("tanhf", "tanh", "expf", "exp", "logf", "log", "powf", "pow", "erff", "erf",
+                 "floorf", "floor", "ceilf", "ceil", "roundevenf", "roundeven")
 
 
 @functools.cache

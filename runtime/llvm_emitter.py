@@ -30,6 +30,7 @@ _FCMP = {"lt": ("fcmp_ordered", "<"), "le": ("fcmp_ordered", "<="), "gt": ("fcmp
 _UNARY_INTRINSICS = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt"}
 # tanh has no LLVM intrinsic: it is a libm call, resolved by the JIT (see jit.py).
 LIBM_TANH = {"f32": "tanhf", "f64": "tanh"}
+LIBM_ERF = {"f32": "erff", "f64": "erf"}
 
 
 def dtype_of(ty: ir.Type) -> str:
@@ -83,6 +84,38 @@ class LLVMEmitter:
             fn.attributes.add("nounwind")
             fn.attributes.add("readnone")  # glibc tanh never sets errno
         return self.b.call(fn, [a])
+
+    def floor(self, a): return self._intrinsic("llvm.floor", a)
+    def ceil(self, a): return self._intrinsic("llvm.ceil", a)
+    def round(self, a): return self._intrinsic("llvm.roundeven", a)  # half to even
+
+    def erf(self, a):
+        return self._libm(LIBM_ERF[dtype_of(a.type)], a)
+
+    def _libm(self, name: str, a):
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(a.type, [a.type]), name)
+            fn.attributes.add("nounwind")
+            fn.attributes.add("readnone")
+        return self.b.call(fn, [a])
+
+    # --- i64 only: floor division and modulo with NumPy's signs, xor, logical right shift -----
+    def _floor_adjust(self, a, b):
+        r = self.b.srem(a, b)
+        signs_differ = self.b.icmp_signed("<", self.b.xor(r, b), ir.Constant(I64, 0))
+        return r, self.b.and_(self.b.icmp_signed("!=", r, ir.Constant(I64, 0)), signs_differ)
+
+    def floordiv(self, a, b):
+        _, adjust = self._floor_adjust(a, b)
+        return self.b.sub(self.b.sdiv(a, b), self.b.zext(adjust, I64))
+
+    def mod(self, a, b):
+        r, adjust = self._floor_adjust(a, b)
+        return self.b.select(adjust, self.b.add(r, b), r)
+
+    def xor(self, a, b): return self.b.xor(a, b)
+    def shift_right(self, a, k): return self.b.lshr(a, k)
 
     # --- max/min: exactly np.maximum / np.minimum (NaN in either operand propagates) ----------
     def max(self, a, b): return self._pick(a, b, ">=")

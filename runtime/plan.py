@@ -15,7 +15,6 @@ from graphc.errors import CompileError, GraphcError, located
 from graphc.ir import Graph, Value
 from graphc.ops.registry import get_op
 from graphc.printer import format_node
-
 from passes.memory import MemoryPlan
 
 from .fused import scratch_bytes, writes_in_place_ok
