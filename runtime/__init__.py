@@ -12,6 +12,7 @@ from graphc.ir import Graph
 from passes.fusion import as_kernels
 
 from .executor import Executable
+from .cache import cache_key
 from .jit import JitModule
 from .lower import ENTRY, build_module
 from .plan import plan_buffers
@@ -24,10 +25,11 @@ def compile_graph(graph: Graph) -> Executable:
     t0 = time.perf_counter()
     graph = as_kernels(graph)
     plan = plan_buffers(graph)
-    module, kernels = build_module(graph, plan)
+    kernels = sum(1 for n in graph.nodes if n.op == "fused")
+    text = graph.to_text()
     lowered = time.perf_counter() - t0
-    jit = JitModule(module, ENTRY)
-    stats = {"kernels": kernels, **plan.stats,
+    jit = JitModule(lambda: build_module(graph, plan)[0], ENTRY, cache_key(text))
+    stats = {"kernels": kernels, **plan.stats, "cached": jit.cached,
              "arena_bytes": plan.arena_bytes, "const_bytes": int(plan.const_buffer.nbytes),
              "inplace_updates": len(plan.inplace),
              "lower_seconds": lowered + jit.parse_seconds,

@@ -10,11 +10,14 @@ import ctypes
 import ctypes.util
 import functools
 import time
+from collections.abc import Callable
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphc.errors import CompileError
+
+from . import cache
 
 # libm functions the kernels call (tanh, erf) or that LLVM may lower intrinsics to (exp, log,
 # pow, floor, ceil, roundeven).
@@ -54,10 +57,34 @@ def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
 
 
 class JitModule:
-    """A module compiled to machine code in this process."""
+    """Machine code for one module in this process, from the disk cache when possible.
 
-    def __init__(self, module: ir.Module, entry: str):
+    `build()` makes the llvmlite module; it is only called on a cache miss (or when the IR
+    text is asked for). `key` is the cache key (None: no caching)."""
+
+    def __init__(self, build: Callable[[], ir.Module], entry: str, key: str | None = None):
+        self._build, self.key = build, key
+        self.parse_seconds = self.optimize_seconds = self.jit_seconds = 0.0
+        self._llvm_ir: str | None = None
+        obj = cache.load(key) if key else None
+        self.cached = obj is not None
+        if obj is None:
+            obj = self._compile()
+            if key:
+                cache.store(key, obj)
+        t0 = time.perf_counter()
+        self._tm = host_target_machine()
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        self.address = self.engine.get_function_address(entry)
+        self.jit_seconds += time.perf_counter() - t0
+        if not self.address:
+            raise CompileError(f"JIT did not produce the entry function {entry!r}")
+
+    def _optimized(self) -> tuple[llvm.ModuleRef, llvm.TargetMachine]:
         tm = host_target_machine()
+        module = self._build()
         module.triple = tm.triple
         module.data_layout = str(tm.target_data)
         t0 = time.perf_counter()
@@ -68,16 +95,23 @@ class JitModule:
             raise CompileError(f"LLVM rejected the generated module: {err}") from None
         t1 = time.perf_counter()
         optimize(mod, tm)
-        self.llvm_ir = str(mod)  # before codegen, which rewrites the module in place
-        t2 = time.perf_counter()
-        self.engine = llvm.create_mcjit_compiler(mod, tm)
-        self.engine.finalize_object()
-        self.address = self.engine.get_function_address(entry)
-        t3 = time.perf_counter()
-        if not self.address:
-            raise CompileError(f"JIT did not produce the entry function {entry!r}")
-        self._tm = tm
-        self.parse_seconds, self.optimize_seconds, self.jit_seconds = t1 - t0, t2 - t1, t3 - t2
+        self._llvm_ir = str(mod)
+        self.parse_seconds, self.optimize_seconds = t1 - t0, time.perf_counter() - t1
+        return mod, tm
+
+    def _compile(self) -> bytes:
+        mod, tm = self._optimized()
+        t0 = time.perf_counter()
+        obj = tm.emit_object(mod)
+        self.jit_seconds = time.perf_counter() - t0
+        return obj
+
+    @property
+    def llvm_ir(self) -> str:
+        """The optimised module's text (rebuilt on demand after a cache hit)."""
+        if self._llvm_ir is None:
+            self._optimized()
+        return self._llvm_ir
 
     @functools.cached_property
     def asm(self) -> str:

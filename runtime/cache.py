@@ -1,0 +1,91 @@
+"""The on-disk compile cache: machine code keyed by what produced it.
+
+Input: a key (the lowered graph's text, the llvmlite/LLVM versions, the host CPU name and
+features, and a hash of the code generator's own sources) and object code to store. Output: the
+object code back on a later compile, or None. Entries carry a magic, a length and a SHA-256 of
+the payload and are verified before use: a corrupted or truncated entry is deleted and rebuilt.
+Writes go to a temporary file in the same directory and are renamed into place, so two
+processes compiling the same graph at once each see either no entry or a whole one.
+`GRAPHC_CACHE_DIR` moves the cache; `GRAPHC_CACHE=0` turns it off.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pathlib
+import tempfile
+
+import llvmlite
+import llvmlite.binding as llvm
+
+MAGIC = b"GRAPHC-OBJ-1\n"
+
+
+def cache_dir() -> pathlib.Path | None:
+    if os.environ.get("GRAPHC_CACHE", "1") == "0":
+        return None
+    base = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "graphc")
+    return pathlib.Path(base)
+
+
+@functools.cache
+def _codegen_fingerprint() -> str:
+    """Versions, host CPU and the sources of runtime/ (a codegen change invalidates entries)."""
+    h = hashlib.sha256()
+    h.update(f"{llvmlite.__version__}|{llvm.llvm_version_info}|".encode())
+    llvm.initialize_native_target()
+    h.update(f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|"
+             f"{llvm.get_host_cpu_features().flatten()}|".encode())
+    here = pathlib.Path(__file__).parent
+    for path in sorted(here.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(text: str) -> str:
+    return hashlib.sha256(f"{_codegen_fingerprint()}\n{text}".encode()).hexdigest()
+
+
+def load(key: str) -> bytes | None:
+    """The verified object code stored under `key`, or None (a bad entry is removed)."""
+    root = cache_dir()
+    if root is None:
+        return None
+    path = root / f"{key}.o"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header = len(MAGIC) + 8 + 32
+    if len(data) >= header and data.startswith(MAGIC):
+        size = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "little")
+        digest = data[len(MAGIC) + 8:header]
+        payload = data[header:]
+        if len(payload) == size and hashlib.sha256(payload).digest() == digest:
+            return payload
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None
+
+
+def store(key: str, payload: bytes) -> None:
+    """Write an entry atomically; failures (read-only disk, no space) only cost a rebuild."""
+    root = cache_dir()
+    if root is None:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + len(payload).to_bytes(8, "little") +
+                    hashlib.sha256(payload).digest() + payload)
+        os.replace(tmp, root / f"{key}.o")
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass

@@ -1,0 +1,86 @@
+"""The on-disk compile cache: hits skip LLVM, bad entries are detected and rebuilt, concurrent
+compiles of the same graph are safe."""
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+import graphc as gc
+
+
+def small_graph(scale=2.0):
+    b = gc.GraphBuilder("cached")
+    x = b.input("x", (4, 8))
+    w = b.param("w", np.linspace(-1, 1, 8 * 3, dtype=np.float32).reshape(8, 3))
+    return b.build({"y": gc.tanh(x @ w) * scale})
+
+
+FEEDS = {"x": np.arange(32, dtype=np.float32).reshape(4, 8) / 32}
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GRAPHC_CACHE", raising=False)
+    return tmp_path
+
+
+def entries(path):
+    return sorted(p for p in path.iterdir() if p.suffix == ".o")
+
+
+def test_second_compile_hits_the_cache(cache_dir):
+    first = gc.compile(small_graph())
+    second = gc.compile(small_graph())
+    assert not first.stats["cached"] and second.stats["cached"]
+    assert second.stats["optimize_seconds"] == 0.0
+    np.testing.assert_array_equal(first.run(FEEDS)["y"], second.run(FEEDS)["y"])
+    assert len(entries(cache_dir)) == 1
+    assert "define" in second.llvm_ir  # IR text is rebuilt on demand after a hit
+
+
+def test_a_different_graph_is_a_different_entry(cache_dir):
+    gc.compile(small_graph(2.0))
+    exe = gc.compile(small_graph(3.0))
+    assert not exe.stats["cached"] and len(entries(cache_dir)) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty"])
+def test_corrupted_entries_are_detected_and_rebuilt(cache_dir, damage):
+    expected = gc.compile(small_graph()).run(FEEDS)["y"]
+    (entry,) = entries(cache_dir)
+    data = entry.read_bytes()
+    entry.write_bytes({"truncate": data[:len(data) // 2], "garbage": os.urandom(len(data)),
+                       "flip": data[:-1] + bytes([data[-1] ^ 0xFF]), "empty": b""}[damage])
+    exe = gc.compile(small_graph())
+    assert not exe.stats["cached"]
+    np.testing.assert_array_equal(exe.run(FEEDS)["y"], expected)
+    assert gc.compile(small_graph()).stats["cached"]  # rewritten whole
+
+
+def test_cache_can_be_turned_off(cache_dir, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE", "0")
+    gc.compile(small_graph())
+    assert not gc.compile(small_graph()).stats["cached"]
+    assert entries(cache_dir) == []
+
+
+def _compile_in_child(path, queue):
+    os.environ["GRAPHC_CACHE_DIR"] = path
+    queue.put(gc.compile(small_graph()).run(FEEDS)["y"].tolist())
+
+
+def test_two_processes_compiling_the_same_graph(cache_dir):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_compile_in_child, args=(str(cache_dir), queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    assert results[0] == results[1]
+    assert len(entries(cache_dir)) == 1 and not list(cache_dir.glob("*.tmp"))
+    assert gc.compile(small_graph()).stats["cached"]
