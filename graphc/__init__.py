@@ -54,6 +54,30 @@ from .frontend.dsl import (  # noqa: F401
                      transpose,
                      where,
 )
+from .frontend.nn import (  # noqa: F401
+                     abs,
+                     ceil,
+                     clip,
+                     elu,
+                     erf,
+                     floor,
+                     gelu,
+                     hard_sigmoid,
+                     hard_swish,
+                     is_inf,
+                     is_nan,
+                     leaky_relu,
+                     logical_and,
+                     logical_not,
+                     logical_or,
+                     logical_xor,
+                     prelu,
+                     reciprocal,
+                     round,
+                     selu,
+                     sign,
+                     softplus,
+)
 from .interpret import interpret  # noqa: F401
 from .ir import Graph, GraphInput, Node, Value  # noqa: F401
 from .pipeline import check_grads, compile, compile_train_step, compile_value_and_grad, grad, optim  # noqa: F401

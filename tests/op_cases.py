@@ -376,6 +376,12 @@ for _name, _fn in _COMPARISONS.items():
         bad("bcast", "f32[2,3] f32[2]", "do not broadcast")]
 
 
+# The CNN/transformer ops' rows live in their own module (it imports the helpers above).
+from tests.op_cases_nn import NN_BAD_DATA, NN_RAW
+
+_RAW.update(NN_RAW)
+
+
 def _expand(raw: dict[str, list]) -> tuple[dict[str, list[Case]], dict[str, list[Bad]]]:
     cases: dict[str, list[Case]] = {op: [] for op in raw}
     bads: dict[str, list[Bad]] = {op: [] for op in raw}
@@ -397,6 +403,7 @@ BAD_DATA: dict[str, tuple[tuple[TensorType, ...], list[np.ndarray], str]] = {
     "softmax_cross_entropy": (_types("f32[2,3] i64[2]"),
                               [np.zeros((2, 3), np.float32), np.array([1, 3])],
                               r"label 3 at index 1 is outside \[0, 3\)"),
+    **NN_BAD_DATA,
 }
 
 # Differentiable ops whose gradient deliberately differs from central differences.

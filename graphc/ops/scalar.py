@@ -6,6 +6,8 @@ body defines both the interpreter-checkable semantics and the compiled kernel.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..types import DTYPES
@@ -13,7 +15,15 @@ from ..types import DTYPES
 EMITTER_METHODS = (
     "add", "sub", "mul", "div", "neg", "exp", "log", "tanh", "sqrt", "pow", "max", "min",
     "lt", "le", "gt", "ge", "eq", "ne", "select", "const", "cast",
+    "floor", "ceil", "round", "erf", "floordiv", "mod", "xor", "shift_right",
 )
+
+
+def _erf(a):
+    """erf elementwise (NumPy has none): math.erf in float64, rounded to the input's dtype."""
+    a = np.asarray(a)
+    out = np.asarray(np.frompyfunc(math.erf, 1, 1)(a.astype(np.float64)), dtype=np.float64)
+    return out.astype(a.dtype)
 
 
 class NumpyEmitter:
@@ -44,6 +54,16 @@ class NumpyEmitter:
             value = np.iinfo(dtype).max if value > 0 else np.iinfo(dtype).min
         return np.asarray(value, dtype=dtype)
     def cast(self, a, dtype): return np.asarray(a).astype(DTYPES[dtype])
+    def floor(self, a): return np.floor(a)
+    def ceil(self, a): return np.ceil(a)
+    def round(self, a): return np.round(a)  # half to even
+    def erf(self, a): return _erf(a)
+    # i64 only: floor division and modulo (Python/NumPy signs), bitwise xor, logical shift
+    def floordiv(self, a, b): return np.floor_divide(a, b)
+    def mod(self, a, b): return np.mod(a, b)
+    def xor(self, a, b): return np.bitwise_xor(a, b)
+    def shift_right(self, a, k):
+        return (np.asarray(a).astype(np.uint64) >> np.asarray(k).astype(np.uint64)).astype(np.int64)
 
     def run(self, body, *args, **attrs):
         with np.errstate(all="ignore"):  # a fresh context per run: NumPy 2 errstates are one-shot
