@@ -51,7 +51,7 @@ def interpret(graph: Graph, feeds: Mapping[str, np.ndarray], updates: bool = Fal
         args = [env[v] for v in node.inputs]
         try:
             if op.check_inputs:
-                op.check_inputs([v.type for v in node.inputs], args)
+                op.check_inputs([v.type for v in node.inputs], args, **node.attrs)
             result = op.reference(*args, **node.attrs)
         except GraphcError as err:
             raise type(err)(located(str(err), node.loc)) from None

@@ -138,6 +138,179 @@ ACTIVATIONS = {
                     bad("f32", "f32[2]", "not supported")],
 }
 
-NN_RAW: dict[str, list] = {**ACTIVATIONS}
-NN_BAD_DATA: dict = {}
-_ = (_types, distinct, positive)  # re-exported helpers used by later sections
+
+
+# --- movement ----------------------------------------------------------------------------------
+def _padded(x, pads, value):
+    """Constant pad by explicit placement (negative pads crop)."""
+    r = x.ndim
+    shape = [d + b + e for d, b, e in zip(x.shape, pads[:r], pads[r:])]
+    out = np.full(shape, value, x.dtype)
+    src = tuple(slice(max(-b, 0), d - max(-e, 0)) for d, b, e in zip(x.shape, pads[:r], pads[r:]))
+    dst = tuple(slice(max(b, 0), max(b, 0) + (s.stop - s.start)) for b, s in zip(pads[:r], src))
+    out[dst] = x[src]
+    return out
+
+
+def _mapped_pad(source):
+    """Pad where output index o along each axis reads x at source(o - begin, dim)."""
+    def expected(pads):
+        def fn(x):
+            r = x.ndim
+            index = [np.array([source(o - b, d) for o in range(d + b + e)])
+                     for d, b, e in zip(x.shape, pads[:r], pads[r:])]
+            return x[np.ix_(*index)]
+        return fn
+    return expected
+
+
+_reflect = _mapped_pad(lambda t, d: -t if t < 0 else (2 * (d - 1) - t if t >= d else t))
+_edge = _mapped_pad(lambda t, d: min(max(t, 0), d - 1))
+
+
+def _unsliced(shape, rows):
+    """zeros(shape) with g[i, j] at (rows[0][i], rows[1][j])."""
+    def fn(g):
+        out = np.zeros(shape, g.dtype)
+        for i, r in enumerate(rows[0]):
+            for j, c in enumerate(rows[1]):
+                out[r, c] = g[i, j]
+        return out
+    return fn
+
+
+def _take(axis):
+    """Gather by an explicit loop over the indices (negatives wrap)."""
+    def fn(data, idx):
+        k = data.shape[axis]
+        parts = [np.take(data, [int(i) % k], axis=axis) for i in np.ravel(idx)]
+        out = np.concatenate(parts, axis=axis)
+        return out.reshape(data.shape[:axis] + np.shape(idx) + data.shape[axis + 1:])
+    return fn
+
+
+BIG = 2**63 - 1
+MOVEMENT = {
+    "slice": [
+        case("f32_axis1", "f32[3,5]", lambda x: x[:, 1:4], starts=(1,), ends=(4,), axes=(1,)),
+        case("f64_negative_steps", "f64[3,5]", lambda x: x[::-1, 4:0:-2],
+             starts=(4, -1), ends=(0, -BIG), axes=(1, 0), steps=(-2, -1)),
+        case("f32_clamped", "f32[2,3,4]", lambda x: x[:, -2:, 1::2],
+             starts=(-2, 1), ends=(BIG, 100), axes=(-2, 2), steps=(1, 2)),
+        case("i64_all_axes", "i64[4,3]", lambda x: x[1:3, 0:2], starts=(1, 0), ends=(3, 2)),
+        case("bool", "bool[6]", lambda x: x[5:1:-3], starts=(5,), ends=(1,), steps=(-3,)),
+        bad("step0", "f32[3]", "step 0", starts=(0,), ends=(3,), steps=(0,)),
+        bad("lengths", "f32[3]", "differ in length", starts=(0,), ends=(3, 1)),
+        bad("axis", "f32[3]", "out of range", starts=(0,), ends=(3,), axes=(1,))],
+    "unslice": [
+        case("f32_steps", "f32[2,2]", _unsliced((3, 5), ([0, 2], [1, 3])), shape=(3, 5),
+             starts=(0, 1), steps=(2, 2)),
+        case("f64_negative", "f64[3,2]", _unsliced((3, 5), ([2, 1, 0], [4, 1])), shape=(3, 5),
+             starts=(2, 4), steps=(-1, -3)),
+        case("i64_dense", "i64[2,3]", _unsliced((2, 4), ([0, 1], [1, 2, 3])), shape=(2, 4),
+             starts=(0, 1), steps=(1, 1)),
+        bad("outside", "f32[3]", "leave", shape=(4,), starts=(2,), steps=(1,))],
+    "pad": [
+        case("f32_constant", "f32[2,3]", lambda x: _padded(x, (1, 0, 0, 2), 0.5),
+             pads=(1, 0, 0, 2), value=0.5),
+        case("f64_crop", "f64[3,4]", lambda x: _padded(x, (-1, 2, 1, -2), 0.0),
+             pads=(-1, 2, 1, -2)),
+        case("f64_reflect", "f64[3,4]", _reflect((1, 2, 2, 1)), pads=(1, 2, 2, 1),
+             mode="reflect"),
+        case("f32_edge", "f32[2,3]", _edge((2, 1, 1, 3)), pads=(2, 1, 1, 3), mode="edge"),
+        case("f32_4d_spatial", "f32[1,2,3,3]", lambda x: _padded(x, (0, 0, 1, 0, 0, 0, 0, 2), 0),
+             pads=(0, 0, 1, 0, 0, 0, 0, 2)),
+        case("i64", "i64[3]", lambda x: _padded(x, (2, 1), 7), pads=(2, 1), value=7),
+        case("bool_edge", "bool[2,2]", _edge((1, 0, 0, 1)), pads=(1, 0, 0, 1), mode="edge"),
+        bad("count", "f32[2,3]", "need 4 pads", pads=(1, 1)),
+        bad("mode", "f32[2]", "mode", pads=(1, 1), mode="wrap"),
+        bad("reflect_big", "f32[2]", "reflect pads", pads=(2, 0), mode="reflect"),
+        bad("crop", "f32[2]", "below zero", pads=(-2, -1))],
+    "concat": [
+        case("f32_axis1", "f32[2,3] f32[2,2]", lambda a, b: np.hstack([a, b]), axis=1),
+        case("f64_three", "f64[1,2] f64[3,2] f64[2,2]", lambda a, b, c: np.vstack([a, b, c]),
+             axis=0),
+        case("f32_negative_axis", "f32[2,1,2] f32[2,1,3]",
+             lambda a, b: np.block([a, b]), axis=-1),
+        case("i64_one", "i64[3]", lambda a: a, axis=0),
+        case("bool", "bool[2] bool[1]", lambda a, b: np.hstack([a, b]), axis=0),
+        bad("mismatch", "f32[2,3] f32[3,3]", "does not match", axis=1),
+        bad("dtype", "f32[2] i64[2]", "does not match", axis=0),
+        bad("axis", "f32[2] f32[2]", "out of range", axis=1)],
+    "gather": [
+        case("f32_rows", "f32[5,3] i64[4]", _take(0),
+             per_operand(uniform(), values([1, -1, 3, 1])), axis=0),
+        case("f64_axis1_2d", "f64[2,4,3] i64[2,2]", _take(1),
+             per_operand(uniform(), values([3, 0, -4, 3])), axis=1),
+        case("f32_scalar_index", "f32[3,2] i64[]", _take(1), per_operand(uniform(), values(-1)),
+             axis=1),
+        case("i64_data", "i64[4] i64[3]", _take(0), per_operand(uniform(), values([0, 3, 0]))),
+        bad("f32_indices", "f32[3] f32[2]", "indices must be i64"),
+        bad("axis", "f32[3] i64[2]", "out of range", axis=1)],
+    "min": [
+        case("f32_axis1", "f32[2,3]", lambda x: np.sort(x, 1)[:, 0], distinct(), axes=(1,)),
+        case("f64_all_keep", "f64[2,3]", lambda x: np.full((1, 1), np.sort(x.ravel())[0]),
+             distinct(), axes=(0, 1), keepdims=True),
+        case("i64_axis0", "i64[3,2]", lambda x: np.sort(x, 0)[0], axes=(0,)),
+        case("nan", "f32[2,3]", lambda x: np.where(np.isnan(x).any(1), NAN, np.nanmin(x, 1)),
+             values([1.0, NAN, -3.0, 2.0, 4.0, -1.0]), grad=False, axes=(1,)),
+        bad("axis", "f32[2,3]", "within rank", axes=(2,))],
+}
+
+
+def _first(better):
+    """The index of the first element along axis 1 that no later one beats, by a loop."""
+    def fn(x):
+        out = np.zeros(x.shape[0], np.int64)
+        for r in range(x.shape[0]):
+            for k in range(x.shape[1]):
+                if np.isnan(x[r, k]) or better(x[r, k], x[r, out[r]]) and not np.isnan(x[r, out[r]]):
+                    out[r] = k
+                    if np.isnan(x[r, k]):
+                        break
+        return out
+    return fn
+
+
+def _last(better):
+    """The index of the last best element along axis 1 (no NaN), by a loop."""
+    def fn(x):
+        out = np.zeros(x.shape[0], np.int64)
+        for r in range(x.shape[0]):
+            for k in range(x.shape[1]):
+                if not better(x[r, out[r]], x[r, k]):
+                    out[r] = k
+        return out
+    return fn
+
+
+def _arg_rows(better, ref, ties) -> list:
+    first = _first(better)
+
+    def along_axis0(x):
+        hits = np.argwhere(x == ref(x, 0))
+        return hits[:, 0][np.argsort(hits[:, 1])][None, :]
+
+    return [
+        case("f32_axis1", "f32[3,4]", first, distinct(), axis=1, keepdims=False),
+        case("f64_keep_axis0", "f64[3,2]", along_axis0, distinct(), axis=0),
+        case("ties_first", "f32[2,3]", first, values(ties), axis=1, keepdims=False),
+        case("ties_last", "f32[2,3]", _last(better), values(ties), axis=-1, keepdims=False,
+             select_last_index=True),
+        case("nan", "f32[2,3]", first, values([1.0, NAN, NAN, 0.0, 2.0, -1.0]), axis=1,
+             keepdims=False),
+        case("i64", "i64[2,5]", lambda x: first(x.astype(np.float64)),
+             values([3, -1, 7, 7, 2, 0, 5, -2, 5, 1]), axis=1, keepdims=False),
+        bad("bool", "bool[3]", "numeric tensor"),
+        bad("axis", "f32[3]", "out of range", axis=1)]
+
+
+MOVEMENT["arg_max"] = _arg_rows(lambda a, b: a > b, np.max, [1.0, 1.0, 0.0, 0.0, 2.0, 2.0])
+MOVEMENT["arg_min"] = _arg_rows(lambda a, b: a < b, np.min, [1.0, 1.0, 3.0, 0.0, 0.0, 2.0])
+
+NN_RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT}
+NN_BAD_DATA: dict = {
+    "gather": (_types("f32[3,2] i64[2]"), [np.zeros((3, 2), np.float32), np.array([1, 3])],
+               r"index 3 at \[1\] is outside \[-3, 3\)"),
+}
+_ = positive  # re-exported helper used by later sections

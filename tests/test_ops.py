@@ -105,7 +105,10 @@ def test_registry_record_is_complete(name):
         "bprop must be a rule or NOT_DIFFERENTIABLE (None means 'forgotten')"
     needs = {"elementwise": "scalar", "reduction": "reducer", "movement": "view",
              "composite": "decompose"}.get(op.kind)
-    if needs:
+    if needs == "view":  # a movement op is a strided view or an index map
+        assert op.view is not None or op.index_map is not None, "movement op needs a view or " \
+            "an index_map"
+    elif needs:
         assert getattr(op, needs) is not None, f"{op.kind} op needs `{needs}`"
     assert CASES.get(name), f"add cases for {name!r} to tests/op_cases.py"
     assert BAD.get(name), f"add at least one shape-rule error case for {name!r}"
@@ -195,7 +198,7 @@ def test_reducer_matches_reference(case):
     assert_close(got, reference(case), x.dtype, rtol=1e-6, what=case.id)
 
 
-@pytest.mark.parametrize("case", cases_where(lambda c: get_op(c.op).kind == "movement"))
+@pytest.mark.parametrize("case", cases_where(lambda c: get_op(c.op).view is not None))
 def test_view_matches_reference(case):
     """A strided read of the input with the op's `view` strides is the op."""
     (x,) = feeds_for(case).values()
@@ -206,6 +209,30 @@ def test_view_matches_reference(case):
     np.testing.assert_array_equal(got, reference(case))
 
 
+@pytest.mark.parametrize("case", cases_where(lambda c: get_op(c.op).index_map is not None))
+def test_index_map_matches_reference(case):
+    """The op's `index_map` evaluated at every output index at once (NumPy index arrays), with
+    every read checked to be in bounds, is the op."""
+    arrays, y = list(feeds_for(case).values()), out_type(case)
+    reads = []
+
+    def at(k, index):
+        index = tuple(np.asarray(i) for i in index)
+        assert len(index) == arrays[k].ndim, f"{case.id}: read of operand {k} at rank {len(index)}"
+        for i, n in zip(index, arrays[k].shape):
+            assert np.all((i >= 0) & (i < n)), f"{case.id}: read of operand {k} out of bounds"
+        reads.append(k)
+        return arrays[k][index]
+
+    idx = tuple(np.indices(y.shape)) if y.shape else ()
+    with np.errstate(all="ignore"):
+        got = get_op(case.op).index_map(at, NumpyEmitter(), idx, list(case.types), y,
+                                        **attrs_of(case))
+    got = np.broadcast_to(np.asarray(got), y.shape)
+    assert got.dtype == y.np_dtype and reads, case.id
+    assert_close(got, reference(case), y.np_dtype, rtol=1e-6, what=case.id)
+
+
 @pytest.mark.parametrize("case", cases_where(lambda c: get_op(c.op).kind == "composite"))
 def test_decomposition_matches_composite(case):
     """Forward and gradient of the decomposed graph equal the composite's reference and bprop."""
@@ -213,6 +240,8 @@ def test_decomposition_matches_composite(case):
     graph = op_graph(case, weighted=True)
     assert_close(gc.interpret(decompose(graph), feeds)["out"],
                  gc.interpret(graph, feeds)["out"], dtype, what=case.id)
+    if not is_grad_case(case):
+        return
     wrt = float_operands(case)
     want = gc.interpret(gc.grad(graph, "out", wrt), feeds)
     got = gc.interpret(gc.grad(decompose(graph), "out", wrt), feeds)

@@ -8,9 +8,16 @@ reductions such as reduce_l2 or log_sum_exp are compositions. Layer helpers that
 """
 from __future__ import annotations
 
+import builtins
+import itertools
 import math
+from collections.abc import Sequence
 
-from .dsl import _apply
+import numpy as np
+
+from ..builder import Tensor
+from . import dsl as F
+from .dsl import _apply, _axes, _axis, _fail
 
 
 # --- elementwise -----------------------------------------------------------------------------
@@ -56,3 +63,117 @@ def clip(x, min=None, max=None):
 def prelu(x, slope):
     """x if x >= 0 else slope * x; slope broadcasts to x (ONNX PRelu)."""
     return _apply("prelu", x, slope)
+
+
+# --- movement ----------------------------------------------------------------------------------
+def slice(x: Tensor, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int] | None = None,
+          steps: Sequence[int] | None = None) -> Tensor:
+    """ONNX Slice (negative indices count from the end; negative steps walk backwards)."""
+    return _apply("slice", x, starts=tuple(starts), ends=tuple(ends),
+                  axes=None if axes is None else tuple(axes),
+                  steps=None if steps is None else tuple(steps))
+
+
+def unslice(g: Tensor, shape: Sequence[int], starts: Sequence[int],
+            steps: Sequence[int]) -> Tensor:
+    """Zeros of `shape` with g at positions start + i * step (the adjoint of slice)."""
+    return _apply("unslice", g, shape=tuple(shape), starts=tuple(starts), steps=tuple(steps))
+
+
+def pad(x: Tensor, pads: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """ONNX Pad: `pads` = (begin of each axis..., end of each axis...)."""
+    return _apply("pad", x, pads=tuple(int(p) for p in pads), mode=mode, value=value)
+
+
+def concat(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+    return _apply("concat", *xs, axis=_axis(axis, xs[0], "concat"))
+
+
+def gather(data: Tensor, indices: Tensor, axis: int = 0) -> Tensor:
+    """ONNX Gather (embedding lookup for axis 0); indices are i64, negatives wrap."""
+    return _apply("gather", data, indices, axis=_axis(axis, data, "gather"))
+
+
+def split(x: Tensor, sizes: Sequence[int] | int, axis: int = 0) -> tuple[Tensor, ...]:
+    """ONNX Split as slices: `sizes` per part, or a number of equal parts."""
+    axis = _axis(axis, x, "split")
+    if isinstance(sizes, int):
+        if x.shape[axis] % sizes:
+            _fail(f"cannot split {x.shape[axis]} into {sizes} equal parts", x, "split")
+        sizes = [x.shape[axis] // sizes] * sizes
+    if builtins.sum(sizes) != x.shape[axis]:
+        _fail(f"split sizes {list(sizes)} do not add up to {x.shape[axis]}", x, "split")
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return tuple(slice(x, [lo], [hi], [axis]) for lo, hi in itertools.pairwise(bounds))
+
+
+def squeeze(x: Tensor, axes: int | Sequence[int] | None = None) -> Tensor:
+    """Drop size-1 axes (all of them when `axes` is None)."""
+    drop = [a for a in range(x.ndim) if x.shape[a] == 1] if axes is None else _axes(axes, x,
+                                                                                       "squeeze")
+    if any(x.shape[a] != 1 for a in drop):
+        _fail(f"squeeze: axes {drop} are not all of size 1", x, "squeeze")
+    return F.reshape(x, [d for a, d in enumerate(x.shape) if a not in drop])
+
+
+def unsqueeze(x: Tensor, axes: int | Sequence[int]) -> Tensor:
+    """Insert size-1 axes at `axes` (positions in the result, negatives allowed)."""
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    rank = x.ndim + len(axes)
+    where = sorted(a % rank for a in axes)
+    dims = iter(x.shape)
+    return F.reshape(x, [1 if a in where else next(dims) for a in range(rank)])
+
+
+def flatten(x: Tensor, axis: int = 1) -> Tensor:
+    """ONNX Flatten: [prod(shape[:axis]), prod(shape[axis:])]."""
+    axis = axis % (x.ndim + 1) if axis < 0 else axis
+    return F.reshape(x, (math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
+
+
+def expand(x: Tensor, shape: Sequence[int]) -> Tensor:
+    """ONNX Expand: bidirectional broadcast of x and `shape`."""
+    target = np.broadcast_shapes(tuple(x.shape), tuple(shape))
+    return F.broadcast_to(x, target)
+
+
+# --- reductions ----------------------------------------------------------------------------------
+def reduce_min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return _apply("min", x, axes=_axes(axis, x, "min"), keepdims=keepdims)
+
+
+def arg_max(x: Tensor, axis: int = 0, keepdims: bool = True,
+            select_last_index: bool = False) -> Tensor:
+    return _apply("arg_max", x, axis=_axis(axis, x, "arg_max"), keepdims=keepdims,
+                  select_last_index=select_last_index)
+
+
+def arg_min(x: Tensor, axis: int = 0, keepdims: bool = True,
+            select_last_index: bool = False) -> Tensor:
+    return _apply("arg_min", x, axis=_axis(axis, x, "arg_min"), keepdims=keepdims,
+                  select_last_index=select_last_index)
+
+
+def reduce_sum_square(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return F.sum(x * x, axis, keepdims)
+
+
+def reduce_l2(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return F.sqrt(reduce_sum_square(x, axis, keepdims))
+
+
+def reduce_log_sum_exp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) computed stably (the max is shifted out and not differentiated)."""
+    m = F.stop_gradient(F.max(x, axis, keepdims=True))
+    out = F.log(F.sum(F.exp(x - m), axis, keepdims=True)) + m
+    return out if keepdims else F.reshape(out, [d for a, d in enumerate(x.shape)
+                                                 if a not in _axes(axis, x, "log_sum_exp")])
+
+
+def reduce_log_sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return F.log(F.sum(x, axis, keepdims))
+
+
+def mean_of(xs: Sequence[Tensor]) -> Tensor:
+    """ONNX variadic Mean: the elementwise mean of broadcastable tensors."""
+    return builtins.sum(xs[1:], xs[0]) / len(xs)
