@@ -1,0 +1,36 @@
+"""Benchmark: one SGD training step of the 784-512-512-10 MLP (batch 128, f32) with fusion on and
+off, from the same weights and batch. Records kernels (before and after fusion), planned, lower
+bound and naive bytes in `benchmark.extra_info`. No timing asserts: run with
+`--benchmark-enable` to time; in the normal test run each runs once as a smoke test.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.pipeline import Executable, passes_for
+from models.mlp import BENCH_SIZES, build_mlp
+
+BATCH = 128
+STATS = ("kernels", "kernels_unfused", "planned_bytes", "lower_bound_bytes", "naive_bytes")
+
+
+@pytest.fixture(scope="module")
+def graph() -> gc.Graph:
+    return build_mlp(BENCH_SIZES, batch=BATCH, seed=0)
+
+
+@pytest.fixture(scope="module")
+def feeds() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"x": rng.random((BATCH, BENCH_SIZES[0]), dtype=np.float32),
+            "y": rng.integers(0, BENCH_SIZES[-1], BATCH)}
+
+
+@pytest.mark.parametrize("fusion", [True, False], ids=["fused", "unfused"])
+def test_mlp_train_step_fusion(benchmark, graph, feeds, fusion):
+    step = Executable(graph, passes_for(train=("loss", gc.optim.SGD(lr=0.1)), fusion=fusion))
+    benchmark.extra_info.update({"fusion": fusion, **{k: step.stats[k] for k in STATS}})
+    out = benchmark(step.run, feeds)
+    assert np.isfinite(out["loss"])
