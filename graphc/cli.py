@@ -1,7 +1,8 @@
-"""The `graphc` command: `graphc train` and `graphc compile`.
+"""The `graphc` command: `graphc train`, `graphc compile` and `graphc bench`.
 
 Input: command-line arguments. Output: training progress and held-out accuracy (`train`), or a
-compiled model's graph text, LLVM IR, assembly, per-pass graphs and statistics (`compile`).
+compiled model's graph text, LLVM IR, assembly, per-pass graphs and statistics (`compile`), or
+a side-by-side timing table against NumPy, PyTorch and JAX (`bench`, see graphc/bench.py).
 Every `GraphcError` ends the command with `graphc: error: <message>` on stderr and exit code 2.
 """
 from __future__ import annotations
@@ -191,6 +192,31 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- graphc bench --------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time graphc's training step side by side with other frameworks (graphc/bench.py)."""
+    from graphc import bench
+
+    return bench.main(args.model, args.vs, args.threads, args.batch, args.rounds,
+                      args.round_time, args.json)
+
+
+def add_bench_parser(sub) -> None:
+    bench = sub.add_parser("bench", help="time a training step against NumPy, PyTorch, JAX")
+    bench.add_argument("model", nargs="?", default="mlp-medium", metavar="MODEL",
+                       help="mlp-tiny, mlp-medium (default), mlp-large, lenet or encoder")
+    bench.add_argument("--vs", default="numpy,torch,jax",
+                       help="frameworks to compare with (default: numpy,torch,jax; the ones "
+                            "not installed are listed as such)")
+    bench.add_argument("--threads", type=int, default=1, help="threads per framework (1)")
+    bench.add_argument("--batch", type=int, default=None, help="batch size (model's default)")
+    bench.add_argument("--rounds", type=int, default=10, help="interleaved rounds (10)")
+    bench.add_argument("--round-time", type=float, default=0.25, metavar="SECONDS",
+                       help="about how long one framework's round lasts (0.25)")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.set_defaults(func=cmd_bench)
+
+
 # --- argument parsing ----------------------------------------------------------------------
 def add_optimizer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
@@ -203,7 +229,7 @@ def add_optimizer_options(p: argparse.ArgumentParser) -> None:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphc", description="Compile neural-network training steps to native code.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,compile}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench}")
     train = sub.add_parser("train", help="train an MLP on scikit-learn's 8x8 digits (default)")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch", type=int, default=64)
@@ -227,6 +253,7 @@ def make_parser() -> argparse.ArgumentParser:
     comp.add_argument("--report", action="store_true", help="print compile statistics")
     add_optimizer_options(comp)
     comp.set_defaults(func=cmd_compile)
+    add_bench_parser(sub)
     return parser
 
 

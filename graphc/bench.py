@@ -1,0 +1,374 @@
+"""`graphc bench`: graphc's training step side by side with NumPy, PyTorch and JAX.
+
+Input: a bench model name (models/bench_frameworks.py), the frameworks to compare, threads,
+batch size and rounds. Output: a `BenchReport` (step-time medians, ratios to graphc, GFLOP/s,
+first losses, graphc's cold and warm compile times), printed as a table or written as JSON.
+
+How it measures: the model is built once here; its initial params and one batch go to a
+temporary .npz that every framework loads, so all start from the same weights and data. Each
+framework runs in its own process (models/bench_runner.py), started with the thread settings in
+its environment before it imports anything. Runners stay alive and are asked in turn for a
+round of K steps (K sized so a round lasts about `round_time`), R times, rotating who goes
+first; the step time of a framework is the median over its rounds. "numpy" is measured twice:
+with the environment's OPENBLAS_CORETYPE and, as "numpy-avx512", with it removed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from .errors import GraphcError
+from .ir import Graph
+
+COMPETITORS = ("numpy", "torch", "jax")
+NUMPY_VARIANTS = ("numpy", "numpy-avx512")
+MODULE_OF = {"graphc": "llvmlite", "numpy": "numpy", "numpy-avx512": "numpy",
+             "torch": "torch", "jax": "jax"}
+LOSS_RTOL = 1e-3
+LR = 0.01
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "GRAPHC_NUM_THREADS")
+
+
+@dataclass
+class FrameworkResult:
+    """One framework's row: `status` is ok, not installed or error (see `error`)."""
+
+    name: str
+    status: str = "ok"
+    version: str = ""
+    first_loss: float | None = None
+    steps_per_round: int = 0
+    round_seconds: list[float] = field(default_factory=list)
+    median_s: float | None = None
+    vs_graphc: float | None = None     # framework time / graphc time (> 1: graphc is faster)
+    graphc_over: float | None = None   # graphc time / framework time
+    gflops: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class BenchReport:
+    model: str
+    describe: str
+    batch: int
+    threads: int
+    rounds: int
+    flops_per_step: int
+    compile: dict[str, float]
+    frameworks: list[FrameworkResult]
+    machine: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def failed(self) -> list[FrameworkResult]:
+        return [r for r in self.frameworks if r.status == "error"]
+
+
+# --- what to run ---------------------------------------------------------------------------
+def parse_frameworks(vs: str) -> list[str]:
+    """graphc plus the frameworks named in `--vs` (comma-separated; `numpy` means both NumPy
+    variants, which can also be named one at a time)."""
+    names = ["graphc"]
+    for name in (n.strip() for n in vs.split(",") if n.strip()):
+        if name not in (*COMPETITORS, *NUMPY_VARIANTS, "graphc"):
+            raise GraphcError(f"unknown framework {name!r} in --vs; "
+                              f"choose from {', '.join(COMPETITORS)} (or numpy-avx512)")
+        for n in NUMPY_VARIANTS if name == "numpy" else (name,):
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def bench_model(name: str):
+    from models.bench_frameworks import BENCH_MODELS
+
+    if name not in BENCH_MODELS:
+        raise GraphcError(f"unknown bench model {name!r}; "
+                          f"choose from {', '.join(BENCH_MODELS)}")
+    return BENCH_MODELS[name]
+
+
+def installed(framework: str) -> bool:
+    return importlib.util.find_spec(MODULE_OF[framework]) is not None
+
+
+# --- FLOPs ---------------------------------------------------------------------------------
+def _product_flops(node) -> int:
+    """2 x multiply-adds of a matmul or convolution node, else 0."""
+    out = node.outputs[0].type.shape
+    if node.op == "matmul":
+        return 2 * math.prod(out) * node.inputs[0].type.shape[-1]
+    if node.op.startswith("conv"):
+        return 2 * math.prod(out) * math.prod(node.inputs[1].type.shape[1:])
+    return 0
+
+
+def training_flops(graph: Graph) -> int:
+    """FLOPs of the matmuls and convolutions in one training step of a forward graph: each
+    product once forward and once more per operand that depends on a param (its gradient is a
+    product of the same size); an input batch needs no gradient. Elementwise work is left out."""
+    trainable = {i.name for i in graph.inputs_with_role("param")}
+    total = 0
+    for node in graph.nodes:
+        needs = [v.name in trainable for v in node.inputs]
+        if any(needs):
+            trainable.update(v.name for v in node.outputs)
+        total += _product_flops(node) * (1 + sum(needs[:2]))
+    return total
+
+
+# --- runner processes ----------------------------------------------------------------------
+def child_env(framework: str, threads: int, root: str) -> dict[str, str]:
+    """The environment of a runner: thread limits set before any framework is imported."""
+    env = dict(os.environ)
+    for var in THREAD_VARIABLES:
+        env[var] = str(threads)
+    eigen = "false" if threads == 1 else "true"
+    env["XLA_FLAGS"] = " ".join(filter(None, (
+        os.environ.get("XLA_FLAGS", ""),
+        f"--xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}")))
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
+    if framework == "numpy-avx512":
+        env.pop("OPENBLAS_CORETYPE", None)
+    return env
+
+
+class Runner:
+    """A live runner process for one framework, spoken to one JSON line at a time."""
+
+    def __init__(self, framework: str, argv: list[str], env: dict[str, str], log: IO[str]):
+        self.framework, self.log = framework, log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "models.bench_runner", framework, *argv], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+
+    def receive(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise GraphcError(f"{self.framework} runner exited (code {self.proc.returncode})"
+                              f"{self.stderr_tail()}")
+        message = json.loads(line)
+        if "error" in message:
+            raise GraphcError(f"{self.framework}: {message['error']}")
+        return message
+
+    def run(self, steps: int) -> dict[str, Any]:
+        self.proc.stdin.write(f"run {steps}\n")
+        self.proc.stdin.flush()
+        return self.receive()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        self.log.flush()
+        text = pathlib.Path(self.log.name).read_text(errors="replace").strip().splitlines()
+        return (":\n  " + "\n  ".join(text[-lines:])) if text else ""
+
+
+def start_runners(names: list[str], results: dict[str, FrameworkResult], argv: list[str],
+                  threads: int, workdir: str) -> dict[str, Runner]:
+    """Start each installed framework's runner in turn (one at a time, so start-up work and
+    graphc's compile timing do not compete) and record its first loss and version."""
+    import models
+
+    root = str(pathlib.Path(models.__file__).resolve().parent.parent)
+    runners = {}
+    for name in names:
+        if not installed(name):
+            results[name].status = "not installed"
+            continue
+        log = open(os.path.join(workdir, f"{name}.log"), "w+")  # noqa: SIM115 - runner owns it
+        runner = Runner(name, argv, child_env(name, threads, root), log)
+        try:
+            ready = runner.receive()
+        except GraphcError as err:
+            runner.close()
+            results[name].status, results[name].error = "error", str(err)
+            continue
+        r = results[name]
+        r.first_loss, r.version, r.info = ready["first_loss"], ready["version"], ready["info"]
+        r.steps_per_round = ready["step_estimate_s"]  # seconds for now; rounds() sizes it
+        runners[name] = runner
+    return runners
+
+
+def check_first_losses(results: dict[str, FrameworkResult], runners: dict[str, Runner]) -> None:
+    """Every framework's first loss must match graphc's (or NumPy's when graphc failed)."""
+    reference = next((r for r in results.values() if r.first_loss is not None), None)
+    if reference is None:
+        return
+    for name in list(runners):
+        r = results[name]
+        if not math.isclose(r.first_loss, reference.first_loss, rel_tol=LOSS_RTOL):
+            r.status = "error"
+            r.error = (f"{name}: first loss {r.first_loss:.6g} disagrees with "
+                       f"{reference.name}'s {reference.first_loss:.6g} (rtol {LOSS_RTOL:g})")
+            runners.pop(name).close()
+
+
+def play_rounds(runners: dict[str, Runner], results: dict[str, FrameworkResult], rounds: int,
+                round_time: float) -> None:
+    """R interleaved rounds; the first framework of each round rotates."""
+    for name in runners:
+        estimate = results[name].steps_per_round
+        results[name].steps_per_round = max(1, round(round_time / max(estimate, 1e-9)))
+    order = list(runners)
+    for i in range(rounds if order else 0):
+        for name in order[i % len(order):] + order[:i % len(order)]:
+            if name not in runners:
+                continue
+            r = results[name]
+            try:
+                answer = runners[name].run(r.steps_per_round)
+            except GraphcError as err:
+                r.status, r.error = "error", str(err)
+                runners.pop(name).close()
+                continue
+            r.round_seconds.append(answer["seconds"] / answer["steps"])
+
+
+def summarise(results: dict[str, FrameworkResult], flops: int) -> None:
+    for r in results.values():
+        if r.status == "ok" and r.round_seconds:
+            r.median_s = statistics.median(r.round_seconds)
+            r.gflops = flops / r.median_s / 1e9
+    graphc = results.get("graphc")
+    if graphc is None or graphc.median_s is None:
+        return
+    for r in results.values():
+        if r.median_s is not None:
+            r.vs_graphc, r.graphc_over = r.median_s / graphc.median_s, graphc.median_s / r.median_s
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cpus": os.cpu_count(), "loadavg_start": load,
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+            "python": platform.python_version()}
+
+
+# --- the whole benchmark -------------------------------------------------------------------
+def run_bench(model_name: str = "mlp-medium", vs: str = ",".join(COMPETITORS), threads: int = 1,
+              batch: int | None = None, rounds: int = 10, round_time: float = 0.25,
+              seed: int = 0) -> BenchReport:
+    """Benchmark graphc's training step of `model_name` against the frameworks in `vs`."""
+    model = bench_model(model_name)
+    names = parse_frameworks(vs)
+    if threads < 1 or rounds < 1 or (batch is not None and batch < 1):
+        raise GraphcError("--threads, --rounds and --batch must be at least 1")
+    from models.bench_frameworks import make_batch
+
+    batch = batch or model.batch
+    graph = model.build(batch, seed=seed)
+    results = {n: FrameworkResult(n) for n in names}
+    machine = machine_info()
+    with tempfile.TemporaryDirectory(prefix="graphc-bench-") as workdir:
+        data = os.path.join(workdir, "data.npz")
+        np.savez(data, **graph.initializers, **make_batch(graph, seed))
+        cache = os.path.join(workdir, "cache")
+        argv = [model.name, str(batch), data, repr(LR), str(threads), cache]
+        runners = start_runners(names, results, argv, threads, workdir)
+        try:
+            check_first_losses(results, runners)
+            play_rounds(runners, results, rounds, round_time)
+        finally:
+            for runner in runners.values():
+                runner.close()
+                runner.log.close()
+    flops = training_flops(graph)
+    summarise(results, flops)
+    machine["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    compile_times = {k: v for k, v in results["graphc"].info.items() if k.startswith("compile")}
+    return BenchReport(model.name, model.describe, batch, threads, rounds, flops, compile_times,
+                       list(results.values()), machine)
+
+
+def fastest_numpy(report: BenchReport) -> FrameworkResult | None:
+    timed = [r for r in report.frameworks if r.name in NUMPY_VARIANTS and r.median_s]
+    return min(timed, key=lambda r: r.median_s, default=None)
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_report(report: BenchReport) -> str:
+    """The report as a table with a header line and graphc's compile times underneath."""
+    plural = "s" if report.threads > 1 else ""
+    title = (f"graphc bench {report.model}: {report.describe}, batch {report.batch}, "
+             f"{report.threads} thread{plural}, {report.rounds} rounds; "
+             f"{report.flops_per_step / 1e9:.3g} GFLOP per training step (matmul/conv)")
+    header = (f"{'framework':<14}{'version':<14}{'median ms':>11}{'fw/graphc':>11}"
+              f"{'graphc/fw':>11}{'GFLOP/s':>9}{'first loss':>12}  steps/round")
+    lines = [title, header]
+    for r in report.frameworks:
+        if r.status != "ok":
+            lines.append(f"{r.name:<14}{r.status}")
+            continue
+        ms = None if r.median_s is None else r.median_s * 1e3
+        lines.append(f"{r.name:<14}{r.version[:13]:<14}{_cell(ms, '.3f'):>11}"
+                     f"{_cell(r.vs_graphc, '.2f'):>11}{_cell(r.graphc_over, '.2f'):>11}"
+                     f"{_cell(r.gflops, '.1f'):>9}{_cell(r.first_loss, '.5f'):>12}"
+                     f"  {r.steps_per_round}")
+    c = report.compile
+    if c:
+        lines.append(f"graphc compile: {c.get('compile_cold_s', 0):.3f} s cold (GRAPHC_CACHE=0), "
+                     f"{c.get('compile_warm_s', 0):.3f} s warm (from the on-disk cache)")
+    graphc, best = report.frameworks[0], fastest_numpy(report)
+    if best is not None and graphc.median_s:
+        lines.append(f"graphc vs the faster NumPy ({best.name}): {best.graphc_over:.2f}x its "
+                     f"step time")
+    lines += [f"error: {r.error}" for r in report.failed]
+    load = report.machine.get("loadavg_start")
+    if load:
+        lines.append(f"machine: {report.machine['cpu']}, {report.machine['cpus']} cpus, "
+                     f"load average {load[0]:.2f} at start; first losses agree within "
+                     f"rtol {LOSS_RTOL:g}" + ("" if not report.failed else " except as noted"))
+    return "\n".join(lines)
+
+
+def main(model: str, vs: str, threads: int, batch: int | None, rounds: int, round_time: float,
+         json_path: str | None, out: IO[str] | None = None) -> int:
+    """`graphc bench`: print the table (and write JSON); exit 1 when a framework failed."""
+    report = run_bench(model, vs, threads, batch, rounds, round_time)
+    print(format_report(report), file=out or sys.stdout)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(report.to_json(), f, indent=2)
+    return 1 if report.failed else 0
