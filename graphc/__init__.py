@@ -58,9 +58,13 @@ from .frontend.nn import (  # noqa: F401
                      abs,
                      arg_max,
                      arg_min,
+                     auto_pads,
+                     avg_pool2d,
                      ceil,
                      clip,
+                     col2im,
                      concat,
+                     conv2d,
                      elu,
                      erf,
                      expand,
@@ -68,6 +72,8 @@ from .frontend.nn import (  # noqa: F401
                      floor,
                      gather,
                      gelu,
+                     global_avg_pool,
+                     global_max_pool,
                      hard_sigmoid,
                      hard_swish,
                      is_inf,
@@ -77,6 +83,7 @@ from .frontend.nn import (  # noqa: F401
                      logical_not,
                      logical_or,
                      logical_xor,
+                     max_pool2d,
                      mean_of,
                      pad,
                      prelu,
@@ -95,9 +102,13 @@ from .frontend.nn import (  # noqa: F401
                      squeeze,
                      unslice,
                      unsqueeze,
+                     windows,
 )
+from .frontend.onnx_import import load_onnx  # noqa: F401
 from .interpret import interpret  # noqa: F401
 from .ir import Graph, GraphInput, Node, Value  # noqa: F401
+from .losses import with_loss  # noqa: F401
+from .onnx_export import save_onnx  # noqa: F401
 from .pipeline import check_grads, compile, compile_train_step, compile_value_and_grad, grad, optim  # noqa: F401
 from .printer import parse, print_graph  # noqa: F401
 from .types import TensorType  # noqa: F401

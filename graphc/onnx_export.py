@@ -1,0 +1,239 @@
+"""Exporting graphs to ONNX: `save_onnx(graph, path)` and `to_onnx(graph) -> ModelProto`.
+
+Input: any graphc Graph: a forward graph, a gradient graph or a whole training step (forward,
+backward and optimizer update), before or after decomposition; fused nodes are written as their
+bodies. Output: an ONNX model (opset 20) that `onnx.checker` accepts, using standard ONNX ops:
+
+- `input` graph inputs become ONNX graph inputs; params and state become initializers holding
+  their initial values (zeros where the graph has none), under their graphc names;
+- every graph output becomes an ONNX output of the same name;
+- every in-place update of a param or state (`graph.updates`, e.g. the new weights of a training
+  step) becomes an extra output named `update:<name>` (e.g. `update:fc1.weight`), so running the
+  exported step once gives the updated parameters to feed back as initializers;
+- the role of each initializer is kept in the model's metadata (`graphc.roles`, JSON).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .errors import GraphcError
+from .ir import Graph, Node
+from .ops.registry import get_op
+
+OPSET = 20
+_ONNX_DTYPES = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE, "i64": TensorProto.INT64,
+                "bool": TensorProto.BOOL}
+
+
+class _Writer:
+    """Collects ONNX nodes; `emit` adds one, `const` adds a Constant and returns its name."""
+
+    def __init__(self, taken: set[str]):
+        self.nodes: list[onnx.NodeProto] = []
+        self.taken = set(taken)
+        self.counter = 0
+        self.loc = ""
+
+    def fresh(self, hint: str) -> str:
+        while True:
+            self.counter += 1
+            name = f"{hint}_{self.counter}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def emit(self, op_type: str, inputs: list[str], outputs: list[str] | None = None,
+             **attrs) -> str:
+        outputs = outputs or [self.fresh(op_type.lower())]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self.fresh(op_type),
+                                           doc_string=self.loc, **attrs))
+        return outputs[0]
+
+    def const(self, array, dtype=None, out: str | None = None) -> str:
+        array = np.asarray(array, dtype=dtype)
+        return self.emit("Constant", [], [out] if out else None,
+                         value=numpy_helper.from_array(array))
+
+
+def _ints(xs) -> np.ndarray:
+    return np.asarray(list(xs), np.int64).reshape(-1)
+
+
+# --- one rule per graphc op: rule(writer, node, input names, output names) --------------------
+Rule = Callable[[_Writer, Node, list, list], None]
+_SAME = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "neg": "Neg",
+         "exp": "Exp", "log": "Log", "tanh": "Tanh", "sqrt": "Sqrt", "relu": "Relu",
+         "sigmoid": "Sigmoid", "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil",
+         "round": "Round", "reciprocal": "Reciprocal", "erf": "Erf", "equal": "Equal",
+         "less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
+         "greater_equal": "GreaterOrEqual", "where": "Where", "softplus": "Softplus",
+         "hard_swish": "HardSwish", "maximum": "Max", "minimum": "Min", "matmul": "MatMul",
+         "logical_and": "And", "logical_or": "Or", "logical_xor": "Xor", "logical_not": "Not",
+         "is_nan": "IsNaN", "is_inf": "IsInf", "stop_gradient": "Identity", "prelu": "PRelu",
+         "concat": "Concat", "gather": "Gather", "softmax": "Softmax",
+         "log_softmax": "LogSoftmax", "leaky_relu": "LeakyRelu", "elu": "Elu", "selu": "Selu",
+         "hard_sigmoid": "HardSigmoid", "gelu": "Gelu", "transpose": "Transpose",
+         "arg_max": "ArgMax", "arg_min": "ArgMin"}
+_BOOL_ATTRS = ("keepdims", "select_last_index")
+
+
+def _same(op_type: str) -> Rule:
+    def rule(w, node, ins, outs):
+        attrs = {k: (int(v) if k in _BOOL_ATTRS else v) for k, v in node.attrs.items()
+                 if v is not None}
+        w.emit(op_type, ins, outs, **attrs)
+    return rule
+
+
+def _reduce(op_type: str) -> Rule:
+    def rule(w, node, ins, outs):
+        axes = node.attrs["axes"]
+        if not axes:
+            w.emit("Identity", ins, outs)
+            return
+        w.emit(op_type, [ins[0], w.const(_ints(axes))], outs, keepdims=int(node.attrs["keepdims"]))
+    return rule
+
+
+def _cast(w, node, ins, outs):
+    w.emit("Cast", ins, outs, to=_ONNX_DTYPES[node.attrs["to"]])
+
+
+def _constant(w, node, ins, outs):
+    ref = get_op(node.op).reference(**node.attrs)
+    w.const(np.asarray(ref, node.output.type.np_dtype), out=outs[0])
+
+
+def _reshape(w, node, ins, outs):
+    w.emit("Reshape", [ins[0], w.const(_ints(node.attrs["shape"]))], outs, allowzero=1)
+
+
+def _broadcast_to(w, node, ins, outs):
+    w.emit("Expand", [ins[0], w.const(_ints(node.attrs["shape"]))], outs)
+
+
+def _not_equal(w, node, ins, outs):
+    w.emit("Not", [w.emit("Equal", ins)], outs)
+
+
+def _clip(w, node, ins, outs):
+    w.emit("Min", [w.emit("Max", ins[:2]), ins[2]], outs)
+
+
+def _slice(w, node, ins, outs):
+    a = node.attrs
+    axes = a["axes"] if a["axes"] is not None else range(len(a["starts"]))
+    steps = a["steps"] if a["steps"] is not None else [1] * len(a["starts"])
+    w.emit("Slice", [ins[0], w.const(_ints(a["starts"])), w.const(_ints(a["ends"])),
+                     w.const(_ints(axes)), w.const(_ints(steps))], outs)
+
+
+def _pad(w, node, ins, outs):
+    a = node.attrs
+    value = w.const(np.asarray(a["value"], node.inputs[0].type.np_dtype))
+    w.emit("Pad", [ins[0], w.const(_ints(a["pads"])), value], outs, mode=a["mode"])
+
+
+def _unslice(w, node, ins, outs):
+    """Zeros with g at start + i * step: ScatterND of g into zeros at constant indices."""
+    a, g = node.attrs, node.inputs[0].type
+    grids = np.meshgrid(*[s + st * np.arange(n) for s, st, n in
+                          zip(a["starts"], a["steps"], g.shape)], indexing="ij")
+    index = np.stack(grids, -1).astype(np.int64) if g.shape else np.zeros((1,), np.int64)
+    zeros = w.const(np.zeros(a["shape"], g.np_dtype))
+    w.emit("ScatterND", [zeros, w.const(index), ins[0]], outs)
+
+
+def _sce(w, node, ins, outs):
+    w.emit("SoftmaxCrossEntropyLoss", ins, outs, reduction="mean")
+
+
+def _mse(w, node, ins, outs):
+    d = w.emit("Sub", ins)
+    w.emit("ReduceMean", [w.emit("Mul", [d, d])], outs, keepdims=0)
+
+
+def _fused(w, node, ins, outs):
+    for inner in node.attrs["body"].nodes:
+        _write_node(w, inner)
+
+
+RULES: dict[str, Rule] = {
+    **{op: _same(onnx_op) for op, onnx_op in _SAME.items()},
+    "sum": _reduce("ReduceSum"), "mean": _reduce("ReduceMean"), "max": _reduce("ReduceMax"),
+    "min": _reduce("ReduceMin"), "cast": _cast, "constant": _constant, "iota": _constant,
+    "reshape": _reshape, "broadcast_to": _broadcast_to, "not_equal": _not_equal,
+    "clip": _clip, "slice": _slice, "pad": _pad, "unslice": _unslice,
+    "softmax_cross_entropy": _sce, "mse": _mse, "fused": _fused,
+}
+
+
+def _write_node(w: _Writer, node: Node) -> None:
+    w.loc = node.loc
+    RULES[node.op](w, node, [v.name for v in node.inputs], [v.name for v in node.outputs])
+
+
+def _unexportable(graph: Graph) -> list[Node]:
+    bad = []
+    for node in graph.nodes:
+        if node.op == "fused":
+            bad += _unexportable(node.attrs["body"])
+        elif node.op not in RULES:
+            bad.append(node)
+    return bad
+
+
+def _value_info(name: str, ttype) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, _ONNX_DTYPES[ttype.dtype], list(ttype.shape))
+
+
+def to_onnx(graph: Graph) -> onnx.ModelProto:
+    """The ONNX model of `graph` (see the module docstring)."""
+    bad = _unexportable(graph)
+    if bad:
+        listed = "\n".join(f"  {n.op} at {n.loc or '?'}" for n in bad)
+        raise GraphcError(f"graph {graph.name!r}: {len(bad)} node(s) have no ONNX export "
+                          f"rule:\n{listed}")
+    w = _Writer(set(graph.values) | set(graph.outputs))
+    for node in graph.nodes:
+        _write_node(w, node)
+    outputs = []
+    named = list(graph.outputs.items()) + [(f"update:{k}", v) for k, v in graph.updates.items()]
+    for name, value in named:
+        if name != value.name:
+            w.loc = "output"
+            w.emit("Identity", [value.name], [name])
+        outputs.append(_value_info(name, value.type))
+    inits = []
+    for i in graph.inputs:
+        if i.role == "input":
+            continue
+        array = graph.initializers.get(i.name)
+        if array is None:
+            array = np.zeros(i.value.type.shape, i.value.type.np_dtype)
+        inits.append(numpy_helper.from_array(np.asarray(array, i.value.type.np_dtype), i.name))
+    proto = helper.make_graph(
+        w.nodes, graph.name, [_value_info(i.name, i.value.type)
+                              for i in graph.inputs_with_role("input")], outputs, inits)
+    model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="graphc")
+    roles = {i.name: i.role for i in graph.inputs if i.role != "input"}
+    helper.set_model_props(model, {"graphc.roles": json.dumps(roles)})
+    return model
+
+
+def save_onnx(graph: Graph, path: str | os.PathLike) -> None:
+    """Write `graph` as an ONNX file that `onnx.checker` accepts."""
+    model = to_onnx(graph)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
+        raise GraphcError(f"graph {graph.name!r}: the exported model fails the ONNX checker: "
+                          f"{err}") from None
+    onnx.save(model, os.fspath(path))
