@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from tests.conv_loops import col2im_loop, conv_loop, pool_loop, windows_loop
 from tests.op_cases import (
     INF,
     NAN,
@@ -308,7 +309,80 @@ def _arg_rows(better, ref, ties) -> list:
 MOVEMENT["arg_max"] = _arg_rows(lambda a, b: a > b, np.max, [1.0, 1.0, 0.0, 0.0, 2.0, 2.0])
 MOVEMENT["arg_min"] = _arg_rows(lambda a, b: a < b, np.min, [1.0, 1.0, 3.0, 0.0, 0.0, 2.0])
 
-NN_RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT}
+
+
+# --- convolution and pooling: expected values from direct loops (tests/conv_loops.py) --------
+def _avg_loop(**attrs):
+    return lambda x: pool_loop(x, kind="avg", **attrs)
+
+
+def _attrs_call(fn, *args, **attrs):
+    """fn(*operands, *args, **attrs): an expected formula with the case's settings bound."""
+    return lambda *xs: fn(*xs, *args, **attrs)
+
+
+def _conv_case(name, spec, **attrs):
+    return case(name, spec, _attrs_call(conv_loop, **attrs), **attrs)
+
+
+_W1 = {"kernel": (2, 3), "strides": (1, 2), "pads": (1, 0, 0, 2), "dilations": (1, 1)}
+_W2 = {"kernel": (2, 2), "strides": (2, 1), "pads": (0, 1, 2, 0), "dilations": (2, 2)}
+CONV = {
+    "windows": [
+        case("f32_asym", "f32[1,2,4,5]", _attrs_call(windows_loop, **_W1), **_W1),
+        case("f64_dilated", "f64[2,1,5,4]", _attrs_call(windows_loop, **_W2), **_W2),
+        case("f32_value", "f32[1,1,3,3]", _attrs_call(windows_loop, (2, 2), (1, 1), (1, 1, 1, 1),
+                                                      value=-1.5), kernel=(2, 2),
+             pads=(1, 1, 1, 1), value=-1.5),
+        case("f64_6d", "f64[1,2,4,5,2,3]", _attrs_call(windows_loop, **_W1), **_W1),
+        bad("rank", "f32[2,4,5]", "must be", kernel=(2, 2)),
+        bad("too_big", "f32[1,1,2,2]", "does not fit", kernel=(3, 3)),
+        bad("pads", "f32[1,1,4,4]", "pads 4", kernel=(2, 2), pads=(1, 1))],
+    "col2im": [
+        case("f32_asym", "f32[1,2,4,3,2,3]", _attrs_call(col2im_loop, (4, 5), (1, 2), (1, 0, 0, 2)),
+             size=(4, 5), strides=(1, 2), pads=(1, 0, 0, 2)),
+        case("f64_dilated", "f64[2,1,3,3,2,2]", _attrs_call(col2im_loop, (5, 4), (2, 1),
+                                                            (0, 1, 2, 0), (2, 2)),
+             size=(5, 4), strides=(2, 1), pads=(0, 1, 2, 0), dilations=(2, 2)),
+        bad("windows", "f32[1,1,3,3,2,2]", "windows", size=(5, 5))],
+    "conv2d": [
+        _conv_case("f32_bias", "f32[2,3,5,5] f32[4,3,3,3] f32[4]"),
+        _conv_case("f64_asym_pads_strides", "f64[1,2,5,6] f64[3,2,2,3] f64[3]",
+                   strides=(2, 1), pads=(1, 0, 2, 1)),
+        _conv_case("f64_dilated_nobias", "f64[2,2,6,5] f64[2,2,2,2]", dilations=(2, 1),
+                   pads=(1, 1, 1, 1)),
+        _conv_case("f32_groups", "f32[1,4,4,4] f32[6,2,3,3] f32[6]", group=2, pads=(1, 1, 1, 1)),
+        _conv_case("f64_depthwise", "f64[2,3,5,4] f64[3,1,3,2] f64[3]", group=3, strides=(2, 2),
+                   pads=(1, 0, 1, 1)),
+        bad("channels", "f32[1,3,5,5] f32[4,2,3,3]", "do not fit"),
+        bad("bias", "f32[1,3,5,5] f32[4,3,3,3] f32[3]", "bias must be"),
+        bad("dtype", "f32[1,3,5,5] f64[4,3,3,3]", "one float dtype")],
+    "max_pool2d": [
+        case("f32_2x2", "f32[2,2,4,6]", _attrs_call(pool_loop, (2, 2), (2, 2)), distinct(),
+             kernel_shape=(2, 2), strides=(2, 2)),
+        case("f64_ceil_pads", "f64[1,2,5,5]", _attrs_call(pool_loop, (3, 2), (2, 2), (1, 0, 0, 1),
+                                                          ceil_mode=True), distinct(),
+             kernel_shape=(3, 2), strides=(2, 2), pads=(1, 0, 0, 1), ceil_mode=True),
+        case("f32_dilated", "f32[1,1,5,6]", _attrs_call(pool_loop, (2, 2), (1, 2), (0, 0, 0, 0),
+                                                        (2, 1)), distinct(),
+             kernel_shape=(2, 2), strides=(1, 2), dilations=(2, 1)),
+        bad("rank", "f32[2,4,4]", "N,C,H,W", kernel_shape=(2, 2))],
+    "avg_pool2d": [
+        case("f32_2x2", "f32[2,2,4,6]", _avg_loop(kernel_shape=(2, 2), strides=(2, 2)),
+             kernel_shape=(2, 2), strides=(2, 2)),
+        case("f64_pads_exclude", "f64[1,2,5,5]", _avg_loop(kernel_shape=(3, 3), strides=(2, 2),
+                                                           pads=(1, 1, 1, 1)),
+             kernel_shape=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1)),
+        case("f64_pads_include", "f64[1,1,5,4]", _avg_loop(
+            kernel_shape=(3, 2), strides=(2, 1), pads=(1, 0, 2, 1), count_include_pad=True),
+             kernel_shape=(3, 2), strides=(2, 1), pads=(1, 0, 2, 1), count_include_pad=True),
+        case("f32_ceil", "f32[1,2,5,5]", _avg_loop(kernel_shape=(2, 2), strides=(2, 2),
+                                                   ceil_mode=True),
+             kernel_shape=(2, 2), strides=(2, 2), ceil_mode=True),
+        bad("i64", "i64[1,1,4,4]", "float", kernel_shape=(2, 2))],
+}
+
+NN_RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT, **CONV}
 NN_BAD_DATA: dict = {
     "gather": (_types("f32[3,2] i64[2]"), [np.zeros((3, 2), np.float32), np.array([1, 3])],
                r"index 3 at \[1\] is outside \[-3, 3\)"),

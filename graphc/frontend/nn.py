@@ -177,3 +177,77 @@ def reduce_log_sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 def mean_of(xs: Sequence[Tensor]) -> Tensor:
     """ONNX variadic Mean: the elementwise mean of broadcastable tensors."""
     return builtins.sum(xs[1:], xs[0]) / len(xs)
+
+
+# --- convolution and pooling (NCHW; pads are (top, left, bottom, right)) ------------------------
+def _pair(v, name: str) -> tuple[int, int]:
+    v = (v, v) if isinstance(v, int) else tuple(v)
+    if len(v) != 2:
+        raise ValueError(f"{name} needs 1 or 2 values, got {v}")
+    return tuple(int(a) for a in v)
+
+
+def _pads4(pads) -> tuple[int, int, int, int]:
+    """An int, (pad_h, pad_w) or ONNX's (top, left, bottom, right)."""
+    pads = (pads,) * 4 if isinstance(pads, int) else tuple(pads)
+    return tuple(int(p) for p in (pads * 2 if len(pads) == 2 else pads))
+
+
+def auto_pads(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+              dilations: Sequence[int], auto_pad: str) -> tuple[int, int, int, int]:
+    """ONNX auto_pad (SAME_UPPER, SAME_LOWER, VALID) as explicit (top, left, bottom, right)."""
+    if auto_pad in ("VALID", "NOTSET"):
+        return (0, 0, 0, 0)
+    begin, end = [], []
+    for n, k, s, d in zip(size, kernel, strides, dilations):
+        total = builtins.max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)
+        small, big = total // 2, total - total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else big)
+        end.append(big if auto_pad == "SAME_UPPER" else small)
+    return (*begin, *end)
+
+
+def windows(x: Tensor, kernel, strides=1, pads=0, dilations=1, value: float = 0.0) -> Tensor:
+    """im2col: [N,C,H,W] -> [N,C,OH,OW,KH,KW] (`value` where a window reads padding)."""
+    return _apply("windows", x, kernel=_pair(kernel, "kernel"), strides=_pair(strides, "strides"),
+                  pads=_pads4(pads), dilations=_pair(dilations, "dilations"), value=value)
+
+
+def col2im(g: Tensor, size, strides=1, pads=0, dilations=1) -> Tensor:
+    """windows' adjoint: [N,C,OH,OW,KH,KW] -> [N,C,H,W,KH,KW]."""
+    return _apply("col2im", g, size=_pair(size, "size"), strides=_pair(strides, "strides"),
+                  pads=_pads4(pads), dilations=_pair(dilations, "dilations"))
+
+
+def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, strides=1, pads=0, dilations=1,
+           group: int = 1) -> Tensor:
+    """ONNX Conv: x [N,C,H,W], w [O,C/group,KH,KW], optional bias [O]."""
+    args = (x, w) if b is None else (x, w, b)
+    return _apply("conv2d", *args, strides=_pair(strides, "strides"), pads=_pads4(pads),
+                  dilations=_pair(dilations, "dilations"), group=int(group))
+
+
+def max_pool2d(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+               ceil_mode: bool = False) -> Tensor:
+    """ONNX MaxPool (strides default to 1, like ONNX; pass strides=kernel for the usual pool)."""
+    return _apply("max_pool2d", x, kernel_shape=_pair(kernel_shape, "kernel_shape"),
+                  strides=_pair(1 if strides is None else strides, "strides"), pads=_pads4(pads),
+                  dilations=_pair(dilations, "dilations"), ceil_mode=bool(ceil_mode))
+
+
+def avg_pool2d(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+               ceil_mode: bool = False, count_include_pad: bool = False) -> Tensor:
+    """ONNX AveragePool."""
+    return _apply("avg_pool2d", x, kernel_shape=_pair(kernel_shape, "kernel_shape"),
+                  strides=_pair(1 if strides is None else strides, "strides"), pads=_pads4(pads),
+                  dilations=_pair(dilations, "dilations"), ceil_mode=bool(ceil_mode),
+                  count_include_pad=bool(count_include_pad))
+
+
+def global_avg_pool(x: Tensor) -> Tensor:
+    """ONNX GlobalAveragePool: the mean over all spatial axes, kept as size 1."""
+    return F.mean(x, tuple(range(2, x.ndim)), keepdims=True)
+
+
+def global_max_pool(x: Tensor) -> Tensor:
+    return F.max(x, tuple(range(2, x.ndim)), keepdims=True)
