@@ -86,16 +86,21 @@ def read_model(model: Any) -> tuple[onnx.ModelProto, str, str | None]:
     except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
         raise GraphcError(f"{path}: not a valid ONNX file (truncated or not protobuf): "
                           f"{err}") from None
-    _check_model(proto, path)
-    return proto, name, os.path.dirname(os.path.abspath(path))
+    base_dir = os.path.dirname(os.path.abspath(path))
+    for t in proto.graph.initializer:  # validated before the checker looks at the files
+        if t.data_location == TensorProto.EXTERNAL:
+            _external_source(t, base_dir, path)
+    _check_model(proto, path, checked_path=path)
+    return proto, name, base_dir
 
 
-def _check_model(proto: onnx.ModelProto, where: str) -> None:
+def _check_model(proto: onnx.ModelProto, where: str, checked_path: str | None = None) -> None:
     if not proto.HasField("graph") or proto.ir_version <= 0 or not proto.opset_import:
         raise GraphcError(f"{where}: not an ONNX model (no graph, IR version or opset); the "
                           f"file may be truncated or of another format")
     try:
-        onnx.checker.check_model(proto)
+        # from a path the checker resolves external data against the model's directory
+        onnx.checker.check_model(checked_path if checked_path is not None else proto)
     except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
         raise GraphcError(f"{where}: the ONNX checker rejects this model: "
                           f"{str(err).strip().splitlines()[0] if str(err).strip() else err}") \
@@ -150,7 +155,10 @@ def tensor_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.nd
         raise GraphcError(f"{where}: initializer {t.name!r} cannot be read: {err}") from None
 
 
-def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
+def _external_source(t: onnx.TensorProto, base_dir: str | None,
+                     where: str) -> tuple[str, int, int]:
+    """(file, offset, bytes) of an initializer's external data, after checking that the file is
+    inside `base_dir` and holds exactly the bytes the tensor's shape needs."""
     info = {e.key: e.value for e in t.external_data}
     location = info.get("location", "")
     label = f"{where}: initializer {t.name!r} (external data {location!r})"
@@ -163,22 +171,30 @@ def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np
     path = os.path.realpath(os.path.join(root, location))
     if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
         raise GraphcError(f"{label}: not a file inside the model's directory")
-    dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
-    shape = tuple(t.dims)
-    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        raise GraphcError(f"{label}: unknown element type {t.data_type}") from None
+    need = int(np.prod(tuple(t.dims), dtype=np.int64)) * itemsize
     try:
         offset, length = int(info.get("offset", 0)), int(info.get("length", need))
     except ValueError:
         raise GraphcError(f"{label}: offset and length must be integers") from None
     if offset < 0 or length != need:
         raise GraphcError(f"{label}: length {length} does not match the {need} bytes of a "
-                          f"{dtype} tensor of shape {list(shape)}")
+                          f"tensor of shape {list(t.dims)}")
     if offset + need > os.path.getsize(path):
         raise GraphcError(f"{label}: the file holds fewer than offset {offset} + {need} bytes")
+    return path, offset, need
+
+
+def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
+    path, offset, need = _external_source(t, base_dir, where)
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read(need)
-    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+    return np.frombuffer(data, dtype=dtype).reshape(tuple(t.dims)).copy()
 
 
 # --- the walk over nodes ----------------------------------------------------------------------
