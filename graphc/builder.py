@@ -120,6 +120,7 @@ class GraphBuilder:
         self._counter = 0
         self._loc: str | None = None
         self.producer: dict[Value, Node] = {}
+        self.updates: dict[str, Tensor] = {}  # state updates registered by layers (batch norm)
 
     def add_node(self, node: Node) -> None:
         """Append an already-built node (used by passes that copy nodes)."""
@@ -180,6 +181,13 @@ class GraphBuilder:
         self.initializers[name] = array
         return tensor
 
+    def update(self, name: str, value: Tensor) -> None:
+        """Register the new value of param/state `name` after a run; `build` includes it."""
+        if name not in {i.name for i in self.inputs if i.role != "input"}:
+            raise GraphcError(f"{self.location()}: {name!r} is not a param or state of "
+                              f"graph {self.name!r}")
+        self.updates[name] = value
+
     # --- nodes ---------------------------------------------------------------------------
     def tensor(self, value: Value) -> Tensor:
         return Tensor(self, value)
@@ -231,7 +239,7 @@ class GraphBuilder:
             inputs=tuple(self.inputs),
             nodes=tuple(self.nodes),
             outputs={k: self.lift(v).value for k, v in outputs.items()},
-            updates={k: self.lift(v).value for k, v in (updates or {}).items()},
+            updates={k: self.lift(v).value for k, v in {**self.updates, **(updates or {})}.items()},
             initializers=dict(self.initializers),
         )
         if verify:

@@ -382,9 +382,127 @@ CONV = {
         bad("i64", "i64[1,1,4,4]", "float", kernel_shape=(2, 2))],
 }
 
-NN_RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT, **CONV}
+
+
+# --- normalisation, dropout, losses --------------------------------------------------------------
+def _bn(x, scale, bias, mean, var, eps=1e-5):
+    y = np.empty_like(x)
+    for c in range(x.shape[1]):
+        y[:, c] = (x[:, c] - mean[c]) / np.sqrt(var[c] + x.dtype.type(eps)) * scale[c] + bias[c]
+    return y
+
+
+def _bn_train(x, scale, bias):
+    chans = [x[:, c].ravel() for c in range(x.shape[1])]
+    mean = np.array([v.sum() / v.size for v in chans])
+    var = np.array([((v - m) ** 2).sum() / v.size for v, m in zip(chans, mean)])
+    return _bn(x, scale, bias, mean.astype(x.dtype), var.astype(x.dtype))
+
+
+def _ln(axis):
+    def fn(x, scale, bias):
+        flat = x.reshape(x.shape[:axis] + (-1,))
+        mean = flat.mean(-1)[..., None]
+        std = np.sqrt(((flat - mean) ** 2).mean(-1)[..., None] + 1e-5)
+        return ((flat - mean) / std).reshape(x.shape) * scale + bias
+    return fn
+
+
+def _lrn(size, alpha=1e-4, beta=0.75, bias=1.0):
+    def fn(x):
+        y = np.empty_like(x)
+        for c in range(x.shape[1]):
+            lo, hi = c - (size - 1) // 2, c + (size - 1) - (size - 1) // 2
+            sq = sum(x[:, k] ** 2 for k in range(max(lo, 0), min(hi, x.shape[1] - 1) + 1))
+            y[:, c] = x[:, c] / (bias + alpha / size * sq) ** beta
+        return y
+    return fn
+
+
+def splitmix_keep(shape, step, ratio, seed):
+    """The dropout keep-mask by Python integers (splitmix64's finaliser, mod 2**64)."""
+    m = 2**64
+    out = []
+    for index in range(int(np.prod(shape))):
+        z = (int(step) * 0x9E3779B97F4A7C15 + index + seed * 0xD1B54A32D192ED03) % m
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % m
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % m
+        z ^= z >> 31
+        out.append((z >> 11) / 2.0**53 >= ratio)
+    return np.array(out).reshape(shape)
+
+
+def _nll(reduction="mean", ignore=None):
+    def fn(x, t, w):
+        total, wsum, each = 0.0, 0.0, np.zeros(t.shape)
+        for pos in np.ndindex(t.shape):
+            if t[pos] == ignore:
+                continue
+            n, rest = pos[0], pos[1:]
+            each[pos] = -x[(n, t[pos], *rest)] * w[t[pos]]
+            total, wsum = total + each[pos], wsum + w[t[pos]]
+        return each if reduction == "none" else total / (wsum if reduction == "mean" else 1)
+    return fn
+
+
+def _nll_gen(ignore=None):
+    def gen(rng, types):
+        x, t, w = types
+        target = rng.integers(0, x.shape[1], t.shape)
+        if ignore is not None:
+            target[(0,) * t.rank] = ignore
+        return [uniform(-3, 0)(rng, (x,))[0], target, uniform(0.5, 2)(rng, (w,))[0]]
+    return gen
+
+
+_BN_GEN = per_operand(uniform(), uniform(0.5, 1.5), uniform(), uniform(), positive(0.5, 2))
+NORM = {
+    "batch_norm": [
+        case("f32_nchw", "f32[2,3,2,2] f32[3] f32[3] f32[3] f32[3]", _bn, _BN_GEN),
+        case("f64_nc", "f64[4,2] f64[2] f64[2] f64[2] f64[2]", _bn, _BN_GEN),
+        case("f64_eps", "f64[2,2,3] f64[2] f64[2] f64[2] f64[2]",
+             lambda *a: _bn(*a, eps=0.1), _BN_GEN, epsilon=0.1),
+        bad("channels", "f32[2,3,2] f32[2] f32[3] f32[3] f32[3]", "must be")],
+    "batch_norm_training": [
+        case("f32_nchw", "f32[3,2,2,2] f32[2] f32[2]", _bn_train),
+        case("f64_nc", "f64[5,3] f64[3] f64[3]", _bn_train),
+        bad("dtype", "f32[2,3] f64[3] f32[3]", "one float dtype")],
+    "layer_norm": [
+        case("f32_last", "f32[2,3,4] f32[4] f32[4]", _ln(2)),
+        case("f64_axis1", "f64[2,3,2] f64[3,2] f64[3,2]", _ln(1), axis=1),
+        case("f64_bcast_scale", "f64[3,4] f64[1] f64[4]", _ln(1), axis=-1),
+        bad("scale", "f32[2,3] f32[2] f32[3]", "must broadcast"),
+        bad("axis", "f32[2,3] f32[3] f32[3]", "out of range", axis=2)],
+    "lrn": [
+        case("f32_size3", "f32[2,5,2,2]", _lrn(3, alpha=0.5), alpha=0.5, size=3),
+        case("f64_size2", "f64[1,4,3]", _lrn(2, 0.3, 0.6, 2.0), size=2, alpha=0.3, beta=0.6,
+             bias=2.0),
+        bad("rank", "f32[2,3]", "must be", size=3)],
+    "dropout_mask": [
+        case("half", "i64[]", lambda s: splitmix_keep((3, 4), s, 0.5, 7), values(5), shape=(3, 4),
+             ratio=0.5, seed=7),
+        case("zero_ratio", "i64[]", lambda s: np.ones((2, 3), bool), shape=(2, 3), ratio=0.0),
+        case("big", "i64[]", lambda s: splitmix_keep((64,), s, 0.2, 0), values(2**40),
+             shape=(64,), ratio=0.2),
+        bad("ratio", "i64[]", "ratio", shape=(2,), ratio=1.0),
+        bad("step", "f32[]", "step counter", shape=(2,), ratio=0.5)],
+    "nll_loss": [
+        case("f32_mean", "f32[4,3] i64[4] f32[3]", _nll(), _nll_gen()),
+        case("f64_sum", "f64[3,4] i64[3] f64[4]", _nll("sum"), _nll_gen(), reduction="sum"),
+        case("f64_none_spatial", "f64[2,3,2] i64[2,2] f64[3]", _nll("none"), _nll_gen(),
+             reduction="none"),
+        case("f64_ignore", "f64[4,3] i64[4] f64[3]", _nll("mean", -1), _nll_gen(-1),
+             ignore_index=-1),
+        bad("target", "f32[4,3] f32[4] f32[3]", "target must be"),
+        bad("weight", "f32[4,3] i64[4] f32[4]", "weight"),
+        bad("reduction", "f32[4,3] i64[4] f32[3]", "reduction", reduction="avg")],
+}
+
+NN_RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT, **CONV, **NORM}
 NN_BAD_DATA: dict = {
+    "nll_loss": (_types("f32[2,3] i64[2] f32[3]"),
+                 [np.zeros((2, 3), np.float32), np.array([1, 3]), np.ones(3, np.float32)],
+                 r"target 3 at \[1\] is outside \[0, 3\)"),
     "gather": (_types("f32[3,2] i64[2]"), [np.zeros((3, 2), np.float32), np.array([1, 3])],
                r"index 3 at \[1\] is outside \[-3, 3\)"),
 }
-_ = positive  # re-exported helper used by later sections

@@ -251,3 +251,100 @@ def global_avg_pool(x: Tensor) -> Tensor:
 
 def global_max_pool(x: Tensor) -> Tensor:
     return F.max(x, tuple(range(2, x.ndim)), keepdims=True)
+
+
+# --- normalisation, dropout, losses -----------------------------------------------------------
+def batch_norm(x: Tensor, scale, bias, mean, var, epsilon: float = 1e-5) -> Tensor:
+    """ONNX BatchNormalization (inference): per-channel (axis 1) given mean and variance."""
+    return _apply("batch_norm", x, scale, bias, mean, var, epsilon=float(epsilon))
+
+
+def batch_norm_training(x: Tensor, scale, bias, epsilon: float = 1e-5) -> Tensor:
+    """Batch normalisation by the batch's own mean and (biased) variance."""
+    return _apply("batch_norm_training", x, scale, bias, epsilon=float(epsilon))
+
+
+def batch_statistics(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and biased variance of [N, C, ...] (what batch_norm_training uses)."""
+    from ..ops.norm import batch_stats
+
+    return batch_stats(x)
+
+
+def batch_norm_layer(x: Tensor, name: str, training: bool = True, momentum: float = 0.9,
+                     epsilon: float = 1e-5) -> Tensor:
+    """A batch-norm layer with params `NAME.weight`, `NAME.bias` and state
+    `NAME.running_mean`, `NAME.running_var`. In training the output uses the batch statistics
+    and the running statistics are updated as ONNX does (running * momentum + batch *
+    (1 - momentum), biased variance); otherwise it uses the running statistics."""
+    b, c, dtype = x.builder, x.shape[1], x.type.np_dtype
+    scale = b.param(f"{name}.weight", np.ones(c, dtype))
+    shift = b.param(f"{name}.bias", np.zeros(c, dtype))
+    mean = b.state(f"{name}.running_mean", np.zeros(c, dtype))
+    var = b.state(f"{name}.running_var", np.ones(c, dtype))
+    if not training:
+        return batch_norm(x, scale, shift, mean, var, epsilon)
+    batch_mean, batch_var = batch_statistics(x)
+    b.update(mean.name, mean * momentum + batch_mean * (1 - momentum))
+    b.update(var.name, var * momentum + batch_var * (1 - momentum))
+    return batch_norm_training(x, scale, shift, epsilon)
+
+
+def layer_norm(x: Tensor, scale, bias, axis: int = -1, epsilon: float = 1e-5) -> Tensor:
+    """ONNX LayerNormalization over axes [axis, rank); scale/bias broadcast to them."""
+    return _apply("layer_norm", x, scale, bias, axis=_axis(axis, x, "layer_norm"),
+                  epsilon=float(epsilon))
+
+
+def lrn(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+        bias: float = 1.0) -> Tensor:
+    return _apply("lrn", x, size=int(size), alpha=float(alpha), beta=float(beta),
+                  bias=float(bias))
+
+
+STEP_STATE = "rng.step"
+
+
+def step_counter(builder) -> Tensor:
+    """The graph's i64 step counter (state `rng.step`, incremented by every run)."""
+    for i in builder.inputs:
+        if i.name == STEP_STATE:
+            return builder.tensor(i.value)
+    step = builder.state(STEP_STATE, np.int64(0))
+    builder.update(STEP_STATE, step + 1)
+    return step
+
+
+def dropout_mask(step: Tensor, shape: Sequence[int], ratio: float, seed: int = 0) -> Tensor:
+    """bool keep-mask of `shape`: True with probability 1 - ratio, a function of (seed, step,
+    element index) only, so forward and backward see the same mask."""
+    return _apply("dropout_mask", step, shape=tuple(shape), ratio=float(ratio), seed=int(seed))
+
+
+def dropout(x: Tensor, ratio: float = 0.5, training: bool = True, seed: int | None = None,
+            return_mask: bool = False):
+    """ONNX Dropout: in training, x * mask / (1 - ratio) with a fresh mask every run (the
+    builder's step counter); otherwise the identity (mask all True)."""
+    b = x.builder
+    if not training or ratio == 0:
+        return (x, F.broadcast_to(b.lift(True), x.shape)) if return_mask else x
+    if seed is None:  # distinct layers get distinct streams
+        seed = builtins.sum(1 for n in b.nodes if n.op == "dropout_mask")
+    mask = dropout_mask(step_counter(b), x.shape, ratio, seed)
+    y = F.where(mask, x * (1.0 / (1.0 - ratio)), 0)
+    return (y, mask) if return_mask else y
+
+
+def nll_loss(x: Tensor, target: Tensor, weight=None, reduction: str = "mean",
+             ignore_index: int | None = None) -> Tensor:
+    """ONNX NegativeLogLikelihoodLoss: x [N, C, ...] log-probabilities, target [N, ...] i64."""
+    if weight is None:
+        weight = F.constant(x.builder, np.ones(x.shape[1]), x.dtype)
+    return _apply("nll_loss", x, target, weight, reduction=reduction,
+                  ignore_index=None if ignore_index is None else int(ignore_index))
+
+
+def softmax_cross_entropy_loss(scores: Tensor, labels: Tensor, weight=None,
+                               reduction: str = "mean", ignore_index: int | None = None):
+    """ONNX SoftmaxCrossEntropyLoss: nll_loss of log_softmax over the class axis 1."""
+    return nll_loss(F.log_softmax(scores, 1), labels, weight, reduction, ignore_index)
