@@ -1,0 +1,137 @@
+"""gc.save_onnx: forward and training graphs written as standard ONNX and read back.
+
+Input: the DSL MLP, its training step (stopped before decomposition and after it), the imported
+PyTorch encoder. Output: checks that onnx.checker passes, that onnx's reference evaluator and
+graphc agree on the exported file, that import -> export -> import gives the same results, that
+updates come out as `update:NAME` outputs, and (where onnxruntime is installed) that
+onnxruntime agrees too.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+import graphc as gc
+from graphc import pipeline
+from models.mlp import build_mlp
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def _feeds(batch=5, features=8, classes=4):
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((batch, features)).astype(np.float32),
+            "y": rng.integers(0, classes, batch)}
+
+
+def _training_graph(stop_after):
+    graph = build_mlp((8, 16, 4), batch=5)
+    passes = pipeline.passes_for(train=("loss", gc.optim.SGD(lr=0.1, momentum=0.9)))
+    return pipeline.run_pipeline(graph, passes, stop_after=stop_after)
+
+
+def _run_onnx(path, feeds):
+    model = onnx.load(path)
+    values = ReferenceEvaluator(model).run(None, feeds)
+    return {o.name: v for o, v in zip(model.graph.output, values)}
+
+
+def test_forward_graph_round_trips(tmp_path):
+    graph = build_mlp((8, 16, 4), batch=5)
+    path = tmp_path / "mlp.onnx"
+    gc.save_onnx(graph, path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    feeds = _feeds()
+    want = gc.interpret(graph, feeds)
+    again = gc.interpret(gc.load_onnx(path), feeds)
+    by_reference = _run_onnx(path, feeds)
+    for name in ("loss", "logits"):
+        np.testing.assert_allclose(again[name], want[name], rtol=1e-6)
+        np.testing.assert_allclose(by_reference[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("stop_after", ["cse", "decompose"])
+def test_training_graph_exports_with_update_outputs(tmp_path, stop_after):
+    step = _training_graph(stop_after)
+    path = tmp_path / "step.onnx"
+    gc.save_onnx(step, path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    outputs = [o.name for o in model.graph.output]
+    assert outputs[0] == "loss"
+    assert {"update:fc1.weight", "update:fc2.bias", "update:fc1.weight.momentum"} <= set(outputs)
+    assert {i.name for i in model.graph.initializer} >= {"fc1.weight", "fc1.weight.momentum"}
+    roles = json.loads({p.key: p.value for p in model.metadata_props}["graphc.roles"])
+    assert roles["fc1.weight"] == "param" and roles["fc1.weight.momentum"] == "state"
+    feeds = _feeds()
+    want = gc.interpret(step, feeds, updates=True)
+    again = gc.interpret(gc.load_onnx(path), feeds)
+    by_reference = _run_onnx(path, feeds)
+    for name in outputs:
+        np.testing.assert_allclose(again[name], want[name], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(by_reference[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+def test_import_export_import_of_a_pytorch_model(tmp_path):
+    graph = gc.load_onnx(os.path.join(DATA, "torch_encoder.onnx"))
+    path = tmp_path / "encoder.onnx"
+    gc.save_onnx(graph, path)
+    x = dict(np.load(os.path.join(DATA, "torch_encoder.npz")))["x"]
+    first = gc.interpret(graph, {"x": x})["logits"]
+    second = gc.interpret(gc.load_onnx(path), {"x": x})["logits"]
+    np.testing.assert_allclose(second, first, rtol=1e-6, atol=1e-7)
+    reimported = gc.load_onnx(path)
+    assert {i.name for i in reimported.inputs_with_role("param")} == \
+        {i.name for i in graph.inputs_with_role("param")}
+
+
+def test_the_exported_training_step_trains_like_graphc(tmp_path):
+    """Feeding update:NAME back as the next step's initializers repeats graphc's own steps."""
+    step = _training_graph("decompose")
+    path = tmp_path / "step.onnx"
+    gc.save_onnx(step, path)
+    model = onnx.load(path)
+    feeds = _feeds()
+    compiled = gc.compile_train_step(build_mlp((8, 16, 4), batch=5), "loss",
+                                     gc.optim.SGD(lr=0.1, momentum=0.9))
+    for _ in range(3):
+        out = _run_onnx_model(model, feeds)
+        assert out["loss"] == pytest.approx(compiled.run(feeds), rel=1e-5)
+        for init in model.graph.initializer:
+            init.CopyFrom(onnx.numpy_helper.from_array(out[f"update:{init.name}"], init.name))
+
+
+def _run_onnx_model(model, feeds):
+    values = ReferenceEvaluator(model).run(None, feeds)
+    return {o.name: v for o, v in zip(model.graph.output, values)}
+
+
+def test_unexportable_ops_are_listed():
+    graph = build_mlp((8, 16, 4), batch=5)
+    from graphc.onnx_export import RULES
+
+    saved = RULES.pop("relu")
+    try:
+        with pytest.raises(gc.GraphcError, match="no ONNX export rule:\n  relu at"):
+            gc.save_onnx(graph, os.devnull)
+    finally:
+        RULES["relu"] = saved
+
+
+def test_onnxruntime_agrees_on_the_exported_training_step(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    step = _training_graph("decompose")
+    path = tmp_path / "step.onnx"
+    gc.save_onnx(step, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = _feeds()
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(None, feeds)))
+    want = gc.interpret(step, feeds, updates=True)
+    for name in names:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
