@@ -33,9 +33,10 @@ from .errors import GraphcError
 from .ir import Graph
 
 COMPETITORS = ("numpy", "torch", "jax")
+OPT_IN = ("numpy-avx512", "torch-compile")  # nameable in --vs one at a time
 NUMPY_VARIANTS = ("numpy", "numpy-avx512")
 MODULE_OF = {"graphc": "llvmlite", "numpy": "numpy", "numpy-avx512": "numpy",
-             "torch": "torch", "jax": "jax"}
+             "torch": "torch", "torch-compile": "torch", "jax": "jax"}
 LOSS_RTOL = 1e-3
 LR = 0.01
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -83,12 +84,12 @@ class BenchReport:
 # --- what to run ---------------------------------------------------------------------------
 def parse_frameworks(vs: str) -> list[str]:
     """graphc plus the frameworks named in `--vs` (comma-separated; `numpy` means both NumPy
-    variants, which can also be named one at a time)."""
+    variants, which can also be named one at a time; `torch-compile` only when named)."""
     names = ["graphc"]
     for name in (n.strip() for n in vs.split(",") if n.strip()):
-        if name not in (*COMPETITORS, *NUMPY_VARIANTS, "graphc"):
-            raise GraphcError(f"unknown framework {name!r} in --vs; "
-                              f"choose from {', '.join(COMPETITORS)} (or numpy-avx512)")
+        if name not in (*COMPETITORS, *OPT_IN, "graphc"):
+            raise GraphcError(f"unknown framework {name!r} in --vs; choose from "
+                              f"{', '.join(COMPETITORS)} (or {', '.join(OPT_IN)})")
         for n in NUMPY_VARIANTS if name == "numpy" else (name,):
             if n not in names:
                 names.append(n)
@@ -350,6 +351,11 @@ def format_report(report: BenchReport) -> str:
     if c:
         lines.append(f"graphc compile: {c.get('compile_cold_s', 0):.3f} s cold (GRAPHC_CACHE=0), "
                      f"{c.get('compile_warm_s', 0):.3f} s warm (from the on-disk cache)")
+    blas = [f"{r.name}: OPENBLAS_CORETYPE={r.info['OPENBLAS_CORETYPE']}"
+            + (f" ({r.info['blas']})" if "blas" in r.info else "")
+            for r in report.frameworks if "OPENBLAS_CORETYPE" in r.info]
+    if blas:
+        lines.append("; ".join(blas))
     graphc, best = report.frameworks[0], fastest_numpy(report)
     if best is not None and graphc.median_s:
         lines.append(f"graphc vs the faster NumPy ({best.name}): {best.graphc_over:.2f}x its "

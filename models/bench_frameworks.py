@@ -24,7 +24,7 @@ import graphc as gc
 
 Arrays = Mapping[str, np.ndarray]
 Step = Callable[[], Any]
-FRAMEWORKS = ("graphc", "numpy", "numpy-avx512", "torch", "jax")
+FRAMEWORKS = ("graphc", "numpy", "numpy-avx512", "torch", "torch-compile", "jax")
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,10 @@ def _torch_mlp(p: dict, x):
 _TORCH: dict[str, Callable] = {"mlp": _torch_mlp}
 
 
-def torch_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Step:
-    """Eager PyTorch: forward, `F.cross_entropy`, `backward()`, `torch.optim.SGD.step()`."""
+def torch_step(model: BenchModel, batch: int, arrays: Arrays, lr: float,
+               compiled: bool = False) -> Step:
+    """Eager PyTorch: forward, `F.cross_entropy`, `backward()`, `torch.optim.SGD.step()`; with
+    `compiled`, forward and loss go through `torch.compile` (backward via AOTAutograd)."""
     import torch
     import torch.nn.functional as F
 
@@ -135,9 +137,14 @@ def torch_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Step
     opt = torch.optim.SGD(list(p.values()), lr=lr)
     forward = _TORCH[model.family]
 
+    def loss_of(p, x, y):
+        return F.cross_entropy(forward(p, x), y)
+    if compiled:
+        loss_of = torch.compile(loss_of)
+
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(forward(p, x), y)
+        loss = loss_of(p, x, y)
         loss.backward()
         opt.step()
         return loss.detach()
@@ -190,6 +197,7 @@ def jax_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Step:
 STEPS: dict[str, Callable[[BenchModel, int, Arrays, float], Step]] = {
     "graphc": graphc_step, "numpy": numpy_step, "numpy-avx512": numpy_step,
     "torch": torch_step, "jax": jax_step,
+    "torch-compile": lambda *args: torch_step(*args, compiled=True),
 }
 
 
@@ -199,7 +207,7 @@ def make_step(framework: str, model: BenchModel, batch: int, arrays: Arrays, lr:
 
 def version(framework: str) -> str:
     """The version of the framework's package (imported already in its runner)."""
-    module = {"numpy-avx512": "numpy"}.get(framework, framework)
+    module = {"numpy-avx512": "numpy", "torch-compile": "torch"}.get(framework, framework)
     if module == "graphc":
         import importlib.metadata as md
         try:

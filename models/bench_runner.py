@@ -52,7 +52,7 @@ def compile_times(model, batch: int, arrays, lr: float, cache_dir: str) -> dict[
 def framework_info(framework: str, threads: int) -> dict[str, Any]:
     """What the report should say about how the framework ran (threads, BLAS kernels)."""
     info: dict[str, Any] = {}
-    if framework == "torch":
+    if framework.startswith("torch"):
         import torch
 
         torch.set_num_threads(threads)
