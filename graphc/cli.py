@@ -60,7 +60,9 @@ def evaluate(sizes: Sequence[int], params: Mapping[str, np.ndarray], split) -> t
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train the MLP on scikit-learn's digits and report held-out accuracy."""
+    """Train the MLP (or an ONNX model) on scikit-learn's digits; report held-out accuracy."""
+    if args.onnx is not None:
+        return cmd_train_onnx(args)
     from graphc.data import load_digits
     from models.mlp import build_mlp
 
@@ -91,6 +93,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"held-out accuracy: {accuracy:.1%} ({len(held)} examples)")
     print(f"wall time: {end - start:.2f} s (compile {compiled - start:.2f} s, "
           f"train {trained - compiled:.2f} s, evaluate {end - trained:.2f} s)")
+    return 0
+
+
+def onnx_classifier(args: argparse.Namespace, features: int) -> tuple[gc.Graph, str, tuple]:
+    """The ONNX model with `--loss` added on `--logits`; (graph, input name, input shape).
+    A symbolic batch dim is bound to `--batch`; a fixed one is the batch size."""
+    import onnx
+
+    proto = onnx.load(args.onnx, load_external_data=False)
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise gc.GraphcError(f"{args.onnx}: graphc train needs a model with one input, it has "
+                             f"{[i.name for i in inputs]}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") else args.batch
+    shape = (batch, *(d.dim_value for d in dims[1:]))
+    if int(np.prod(shape[1:])) != features:
+        raise gc.GraphcError(f"{args.onnx}: input {inputs[0].name!r} {list(shape)} does not "
+                             f"hold the {features} features of a {args.data} example")
+    graph = gc.load_onnx(args.onnx, {inputs[0].name: shape})
+    logits = args.logits or next(iter(graph.outputs))
+    return gc.with_loss(graph, args.loss, output=logits, labels="labels"), inputs[0].name, shape
+
+
+def cmd_train_onnx(args: argparse.Namespace) -> int:
+    """`graphc train model.onnx --loss cross_entropy --data digits [--logits NAME]`."""
+    from graphc.data import load_digits
+
+    train, held = load_digits(heldout=args.heldout, seed=args.seed)
+    graph, x_name, shape = onnx_classifier(args, train.x.shape[1])
+    logits = args.logits or next(k for k in graph.outputs if k != "loss")
+    classes = graph.outputs[logits].type.shape[-1]
+
+    def feeds(x, y):
+        target = y if args.loss == "cross_entropy" else np.eye(classes, dtype=np.float32)[y]
+        return {x_name: x.reshape(shape), "labels": target}
+
+    step = gc.compile_train_step(graph, loss="loss", optimizer=optimizer_of(args))
+    print(f"{args.onnx}: input {x_name} {list(shape)}, {args.loss} on {logits!r}, "
+          f"{args.optimizer}; {len(train)} training / {len(held)} held-out examples", flush=True)
+    rng = np.random.default_rng(args.seed)
+    loss = float("nan")
+    for _ in range(args.epochs):
+        for x, y in train.batches(shape[0], rng):
+            loss = step.run(feeds(x, y))
+    trained = graph.replace(initializers={**graph.initializers, **step.params})
+    forward = gc.compile(trained)
+    index = np.resize(np.arange(len(held)), -(-len(held) // shape[0]) * shape[0])
+    predicted = np.concatenate([
+        np.argmax(forward.run(feeds(held.x[i], held.y[i]))[logits], axis=-1)
+        for i in index.reshape(-1, shape[0])])[:len(held)]
+    print(f"final training loss: {loss:.4f}")
+    print(f"held-out accuracy: {np.mean(predicted == held.y):.1%} ({len(held)} examples)")
     return 0
 
 
@@ -231,6 +287,13 @@ def make_parser() -> argparse.ArgumentParser:
         prog="graphc", description="Compile neural-network training steps to native code.")
     sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench}")
     train = sub.add_parser("train", help="train an MLP on scikit-learn's 8x8 digits (default)")
+    train.add_argument("onnx", nargs="?", metavar="MODEL.onnx",
+                       help="train this ONNX classifier instead of the built-in MLP")
+    train.add_argument("--loss", choices=("cross_entropy", "mse"), default="cross_entropy",
+                       help="loss added to an ONNX model's logits (default cross_entropy)")
+    train.add_argument("--logits", metavar="NAME", help="the ONNX output holding the logits "
+                       "(default: the first output)")
+    train.add_argument("--data", choices=("digits",), default="digits")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch", type=int, default=64)
     train.add_argument("--hidden", type=int, nargs="+", default=[256], metavar="N",

@@ -177,3 +177,15 @@ def test_saved_file_round_trips_through_onnx_load(tmp_path):
     graph = gc.load_onnx(model)
     out = gc.interpret(graph, {"x": data["x"]})["logits"]
     np.testing.assert_allclose(out, data["logits"], rtol=1e-5, atol=1e-5)
+
+
+def test_graphc_train_trains_an_onnx_classifier(capsys):
+    from graphc.cli import main
+
+    path, _ = _torch("mlp")
+    assert main(["train", path, "--loss", "cross_entropy", "--data", "digits", "--logits",
+                 "logits", "--epochs", "5"]) == 0
+    accuracy = float(capsys.readouterr().out.split("held-out accuracy: ")[1].split("%")[0])
+    assert accuracy > 85
+    assert main(["train", path, "--logits", "nope", "--epochs", "1"]) == 2
+    assert "no output 'nope'" in capsys.readouterr().err
