@@ -8,6 +8,7 @@ Every `GraphcError` ends the command with `graphc: error: <message>` on stderr a
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -49,11 +50,23 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def evaluate(sizes: Sequence[int], params: Mapping[str, np.ndarray], split) -> tuple[float, float]:
-    """(accuracy, mean loss) of the trained MLP over the whole split, as one compiled batch."""
+def build_trainable(model: str, sizes: Sequence[int], batch: int, seed: int = 0,
+                    params: Mapping[str, np.ndarray] | None = None) -> gc.Graph:
+    """The `--model` graph (mlp over `sizes`, or the digits cnn) for a batch size."""
+    if model == "cnn":
+        from models.cnn import build_cnn
+
+        side = math.isqrt(sizes[0])
+        return build_cnn(side, sizes[-1], batch=batch, seed=seed, params=params)
     from models.mlp import build_mlp
 
-    graph = build_mlp(sizes, batch=len(split), params=dict(params), name="mlp_eval")
+    return build_mlp(sizes, batch=batch, seed=seed, params=params)
+
+
+def evaluate(sizes: Sequence[int], params: Mapping[str, np.ndarray], split,
+             model: str = "mlp") -> tuple[float, float]:
+    """(accuracy, mean loss) of the trained model over the whole split, as one compiled batch."""
+    graph = build_trainable(model, sizes, len(split), params=dict(params))
     out = gc.compile(graph).run({"x": split.x, "y": split.y})
     accuracy = float(np.mean(np.argmax(out["logits"], axis=1) == split.y))
     return accuracy, float(out["loss"])
@@ -64,15 +77,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.onnx is not None:
         return cmd_train_onnx(args)
     from graphc.data import load_digits
-    from models.mlp import build_mlp
 
     start = time.perf_counter()
     train, held = load_digits(heldout=args.heldout, seed=args.seed)
     sizes = (train.x.shape[1], *args.hidden, int(max(train.y.max(), held.y.max())) + 1)
-    graph = build_mlp(sizes, batch=args.batch, seed=args.seed)
+    graph = build_trainable(args.model, sizes, args.batch, args.seed)
     step = gc.compile_train_step(graph, loss="loss", optimizer=optimizer_of(args))
     compiled = time.perf_counter()
-    print(f"model {'-'.join(map(str, sizes))}, batch {args.batch}, {args.optimizer}; "
+    shown = "-".join(map(str, sizes)) if args.model == "mlp" else args.model
+    print(f"model {shown}, batch {args.batch}, {args.optimizer}; "
           f"{len(train)} training / {len(held)} held-out examples; "
           f"compiled in {compiled - start:.2f} s", flush=True)
     rng = np.random.default_rng(args.seed)
@@ -85,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.update()
     bar.close()
     trained = time.perf_counter()
-    accuracy, held_loss = evaluate(sizes, step.params, held)
+    accuracy, held_loss = evaluate(sizes, step.params, held, args.model)
     if args.save:
         step.save(args.save)
     end = time.perf_counter()
@@ -294,6 +307,8 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("--logits", metavar="NAME", help="the ONNX output holding the logits "
                        "(default: the first output)")
     train.add_argument("--data", choices=("digits",), default="digits")
+    train.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                       help="the MLP (default) or the LeNet-style CNN of models/cnn.py")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch", type=int, default=64)
     train.add_argument("--hidden", type=int, nargs="+", default=[256], metavar="N",

@@ -8,11 +8,16 @@ from collections.abc import Callable
 
 import graphc as gc
 
+from .cnn import build_digits_cnn, build_mnist_cnn
 from .mlp import build_bench_mlp, build_digits_mlp
+from .transformer import build_default_transformer
 
 MODELS: dict[str, Callable[[], gc.Graph]] = {
     "mlp": build_digits_mlp,          # 64-256-10, batch 64: what `graphc train` trains
     "mlp-bench": build_bench_mlp,     # 784-512-512-10, batch 128: the benchmark MLP
+    "cnn": build_digits_cnn,          # conv-relu-pool x2 + fc on 1x8x8 digits, batch 64
+    "cnn-28": build_mnist_cnn,        # LeNet-5-like on 1x28x28, batch 64
+    "transformer": build_default_transformer,  # one encoder block, majority-token task
 }
 
 
