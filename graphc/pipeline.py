@@ -20,8 +20,8 @@ from passes import optim
 from passes.autodiff import grad, value_and_grad
 from passes.decompose import decompose
 from passes.fusion import fuse, kernel_count
-from passes.schedule import schedule
 from passes.precision import to_float64
+from passes.schedule import schedule
 from passes.simplify import cse, dce, simplify
 from passes.training import training_step
 
@@ -109,7 +109,7 @@ def _feed_checks(graph: Graph) -> list[Callable[[Mapping[str, np.ndarray]], None
         def check(feeds, op=op, node=node, fed=fed):
             arrays = [feeds.get(fed[i]) if i in fed else None for i in range(len(node.inputs))]
             try:
-                op.check_inputs([v.type for v in node.inputs], arrays)
+                op.check_inputs([v.type for v in node.inputs], arrays, **node.attrs)
             except GraphcError as err:
                 raise type(err)(located(str(err), node.loc)) from None
         checks.append(check)
@@ -239,12 +239,17 @@ def compile_train_step(graph: Graph, loss: str, optimizer=None) -> TrainStep:
     return TrainStep(graph, loss, optimizer or optim.SGD(lr=0.1))
 
 
+GRAD_CHECK_FLOOR = 1e-3
+
+
 def check_grads(graph: Graph, output: str, wrt: list[str], feeds: Mapping[str, np.ndarray],
                 tol: float = 1e-6, eps: float = 1e-6) -> float:
     """Compare autodiff with central differences, both in float64 on the interpreter.
 
-    Returns the max over `wrt` of ||analytic - numeric|| / (||analytic|| + ||numeric||);
-    raises GradientCheckError past `tol`. A non-scalar output is checked as its sum.
+    Returns the max over `wrt` of ||analytic - numeric|| / max(||analytic|| + ||numeric||,
+    1e-3): the floor keeps gradients that are zero up to rounding (e.g. of sum(softmax(x)))
+    from counting as large relative errors. Raises GradientCheckError past `tol`. A non-scalar
+    output is checked as its sum.
     """
     g64 = to_float64(graph)
     feeds64 = {k: np.asarray(v, np.float64) if np.asarray(v).dtype == np.float32 else
@@ -268,8 +273,8 @@ def check_grads(graph: Graph, output: str, wrt: list[str], feeds: Mapping[str, n
             x[i] = saved
             numeric[i] = (up - down) / (2 * eps)
         a = analytic[name]
-        scale = np.linalg.norm(a) + np.linalg.norm(numeric)
-        err = float(np.linalg.norm(a - numeric) / scale) if scale > 1e-12 else 0.0
+        scale = max(np.linalg.norm(a) + np.linalg.norm(numeric), GRAD_CHECK_FLOOR)
+        err = float(np.linalg.norm(a - numeric) / scale)
         worst = max(worst, err)
         report.append(f"  {name}: relative error {err:.3g}")
     if not np.isfinite(worst) or worst > tol:

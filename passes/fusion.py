@@ -8,7 +8,8 @@ nodes, one per kernel. A kernel is one of
             the elementwise consumers at the full domain (softmax's e / sum) and at the reduced
             shape (log of a sum, a bias update), evaluated row by row;
   - matmul: one matmul with its elementwise epilogue (bias, activation, backward mask,
-            optimizer update) applied in the matmul's output loop.
+            optimizer update) applied in the matmul's output loop (only the current element of
+            the product exists there, so no movement op of it may join).
 Movement ops reading a kernel's inputs fold into it as strided reads. A value crosses a kernel
 boundary (gets a buffer) only if a node outside its kernel, an output or an update reads it.
 """
@@ -113,7 +114,8 @@ class Fuser:
         if kind in POINTWISE:
             shape = node.output.type.shape
             fits = [g for g in self.producer_groups(node)
-                    if g.accepts_shape(shape) and self.can_join(node, g)]
+                    if g.accepts_shape(shape) and self.can_join(node, g)
+                    and not (kind == "movement" and g.kind == "matmul")]
             if not fits:
                 return self.new_group(node, "loop", shape)
             target = min(fits, key=lambda g: PREFERENCE.index(g.kind))

@@ -9,6 +9,7 @@ with `naive_bytes` (one buffer per value), `planned_bytes` (the arena size) and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import random
 from dataclasses import dataclass
 
 ALIGN = 64
@@ -87,16 +88,25 @@ HEURISTICS: dict[str, Callable[[Interval], tuple]] = {
 }
 
 
+RANDOM_TRIES = 64  # seeded shuffles tried when no heuristic reaches the lower bound
+
+
 def plan_intervals(intervals: list[Interval]) -> MemoryPlan:
-    """Try each placement heuristic and keep the smallest arena."""
-    best: MemoryPlan | None = None
+    """Try each placement heuristic, then seeded random orders, and keep the smallest arena
+    (stopping early once one reaches the lower bound, which no placement can beat)."""
     bound = lower_bound(intervals)
     naive = sum(aligned(iv.nbytes) for iv in intervals)
-    for name, order in HEURISTICS.items():
+    orders = list(HEURISTICS.items())
+    rng = random.Random(0)
+    for k in range(RANDOM_TRIES if len(intervals) > 1 else 0):
+        rank = {iv.name: rng.random() for iv in intervals}
+        orders.append((f"random-{k}", lambda iv, rank=rank: (rank[iv.name],)))
+    best: MemoryPlan | None = None
+    for name, order in orders:
         offsets = place(intervals, order)
         size = max((offsets[iv.name] + aligned(iv.nbytes) for iv in intervals), default=0)
         if best is None or size < best.planned_bytes:
             best = MemoryPlan(offsets, naive, size, bound, name)
-        if size == bound:
+        if size <= bound:
             break
     return best

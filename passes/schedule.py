@@ -25,18 +25,19 @@ def _constraints(graph: Graph) -> dict[Node, set[Node]]:
         if writer is None:
             continue
         for reader in graph.users.get(target, []):
-            if reader is not writer and writer not in _ancestors(graph, reader):
+            # an order constraint that would close a cycle (two updates reading each other's
+            # targets) is dropped: that update is then copied instead of written in place
+            if reader is not writer and writer not in _predecessors(before, reader):
                 before[writer].add(reader)
     return before
 
 
-def _ancestors(graph: Graph, node: Node) -> set[Node]:
+def _predecessors(before: dict[Node, set[Node]], node: Node) -> set[Node]:
+    """Every node that must come before `node` under the constraints so far."""
     seen, stack = set(), [node]
     while stack:
-        n = stack.pop()
-        for v in n.inputs:
-            p = graph.producers.get(v)
-            if p is not None and p not in seen:
+        for p in before[stack.pop()]:
+            if p not in seen:
                 seen.add(p)
                 stack.append(p)
     return seen

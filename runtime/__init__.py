@@ -14,22 +14,26 @@ from passes.fusion import as_kernels
 from .executor import Executable
 from .cache import cache_key
 from .jit import JitModule
+from .parallel import num_threads, set_num_threads
 from .lower import ENTRY, build_module
 from .plan import plan_buffers
 
-__all__ = ["Executable", "compile_graph"]
+__all__ = ["Executable", "compile_graph", "num_threads", "set_num_threads"]
 
 
 def compile_graph(graph: Graph) -> Executable:
     """Plan buffers, lower every node to a kernel, JIT the module, wrap it for NumPy."""
     t0 = time.perf_counter()
     graph = as_kernels(graph)
-    plan = plan_buffers(graph)
+    threads = num_threads()
+    plan = plan_buffers(graph, threads)
     kernels = sum(1 for n in graph.nodes if n.op == "fused")
-    text = graph.to_text()
+    # the machine code bakes in the plan's offsets and slots, so the plan is part of the key
+    text = f"// threads={threads}\n// {plan.describe()}\n{graph.to_text()}"
     lowered = time.perf_counter() - t0
     jit = JitModule(lambda: build_module(graph, plan)[0], ENTRY, cache_key(text))
-    stats = {"kernels": kernels, **plan.stats, "cached": jit.cached,
+    stats = {"kernels": kernels, **plan.stats, "cached": jit.cached, "threads": threads,
+             "parallel_kernels": len(plan.parts),
              "arena_bytes": plan.arena_bytes, "const_bytes": int(plan.const_buffer.nbytes),
              "inplace_updates": len(plan.inplace),
              "lower_seconds": lowered + jit.parse_seconds,

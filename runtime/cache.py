@@ -1,7 +1,7 @@
 """The on-disk compile cache: machine code keyed by what produced it.
 
-Input: a key (the lowered graph's text, the llvmlite/LLVM versions, the host CPU name and
-features, and a hash of the code generator's own sources) and object code to store. Output: the
+Input: a key (the lowered graph's text and its buffer plan, the llvmlite/LLVM versions, the
+host CPU name and features, and a hash of graphc's own sources) and object code to store. Output: the
 object code back on a later compile, or None. Entries carry a magic, a length and a SHA-256 of
 the payload and are verified before use: a corrupted or truncated entry is deleted and rebuilt.
 Writes go to a temporary file in the same directory and are renamed into place, so two
@@ -32,15 +32,18 @@ def cache_dir() -> pathlib.Path | None:
 
 @functools.cache
 def _codegen_fingerprint() -> str:
-    """Versions, host CPU and the sources of runtime/ (a codegen change invalidates entries)."""
+    """Versions, host CPU and the sources of graphc/, passes/ and runtime/: op scalar bodies,
+    planning passes and the code generator all shape the machine code, so a change to any of
+    them invalidates every entry."""
     h = hashlib.sha256()
     h.update(f"{llvmlite.__version__}|{llvm.llvm_version_info}|".encode())
     llvm.initialize_native_target()
     h.update(f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|"
              f"{llvm.get_host_cpu_features().flatten()}|".encode())
-    here = pathlib.Path(__file__).parent
-    for path in sorted(here.glob("*.py")):
-        h.update(path.read_bytes())
+    root = pathlib.Path(__file__).resolve().parent.parent
+    for package in ("graphc", "passes", "runtime"):
+        for path in sorted((root / package).rglob("*.py")):
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 

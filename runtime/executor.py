@@ -134,7 +134,7 @@ class Executable:
             op = get_op(node.op)
             arrays = [self._known(v, given) for v in node.inputs]
             try:
-                op.check_inputs([v.type for v in node.inputs], arrays)
+                op.check_inputs([v.type for v in node.inputs], arrays, **node.attrs)
             except GraphcError as err:
                 raise type(err)(located(str(err), node.loc)) from None
 

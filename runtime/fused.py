@@ -22,7 +22,7 @@ from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
 from graphc.types import TensorType
 
-from .gemm import NC, Gemm, gemm_scratch, tiles
+from .gemm import Gemm, block_columns, gemm_scratch, tiles
 from .llvm_emitter import I64, MEM_TYPES, REG_TYPES, constant, for_range, load, store
 
 ZERO = ir.Constant(I64, 0)
@@ -175,7 +175,7 @@ def _reductions(body: Graph) -> list[Node]:
     return [n for n in body.nodes if get_op(n.op).kind == "reduction"]
 
 
-def scratch_bytes(node: Node) -> int:
+def scratch_bytes(node: Node, parts: int = 1) -> int:
     """Scratch memory a fused kernel needs: one accumulator per row for each reduction; a
     packed block of B and a block of C for a matmul."""
     body, kind = node.attrs["body"], node.attrs["kind"]
@@ -184,7 +184,8 @@ def scratch_bytes(node: Node) -> int:
     if kind == "matmul":
         (mm,) = [n for n in body.nodes if n.op == "matmul"]
         *_, m, n = mm.output.type.shape
-        return gemm_scratch(m, n, mm.inputs[0].type.shape[-1], mm.output.type.dtype)
+        per_part = gemm_scratch(m, n, mm.inputs[0].type.shape[-1], mm.output.type.dtype, parts)
+        return per_part * parts
     return 0
 
 
@@ -251,10 +252,14 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
     out = mm.output
     *batch, m, n = out.type.shape
     kk = a.type.shape[-1]
-    b, dtype = kernel.b, out.type.dtype
+    b, dtype, parts = kernel.b, out.type.dtype, kernel.parts
     _, mr, nr, kc = tiles(dtype)
-    ncp = -(-min(n, NC) // nr) * nr
-    scratch = Scratch(b, kernel.scratch)
+    ncp = -(-min(n, block_columns(n, nr, parts)) // nr) * nr
+    base = kernel.scratch
+    if parts > 1:  # each part has its own packed B and C block
+        per_part = ir.Constant(I64, gemm_scratch(m, n, kk, dtype, parts))
+        base = b.gep(base, [b.mul(kernel.part, per_part)], inbounds=True)
+    scratch = Scratch(b, base)
     packed = scratch.array(dtype, min(kc, kk) * ncp)
     cblock = scratch.array(dtype, -(-m // mr) * mr * ncp)
     with loop_nest(b, tuple(batch), "b") as bidx:
@@ -274,7 +279,7 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
                 del ev.fixed[out]
 
         Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
-             cblock).emit()
+             cblock).emit(kernel.part, parts)
 
 
 def writes_in_place_ok(node: Node, target: Value, value: Value) -> bool:

@@ -17,7 +17,7 @@ from llvmlite import ir
 
 from graphc.types import TensorType
 
-from .llvm_emitter import I64, MEM_TYPES, constant, for_range, load, store
+from .llvm_emitter import I64, MEM_TYPES, constant, for_range, for_span, load, store
 
 
 @functools.cache
@@ -51,11 +51,16 @@ def _round_up(n: int, m: int) -> int:
     return (n + m - 1) // m * m
 
 
-def gemm_scratch(m: int, n: int, k: int, dtype: str) -> int:
-    """Bytes of scratch: one packed B block and one C block."""
-    lanes, mr, nr, kc = tiles(dtype)
+def block_columns(n: int, nr: int, parts: int) -> int:
+    """Columns per block of C: NC, or fewer so that every part gets a block."""
+    return NC if parts == 1 else min(NC, _round_up(-(-n // parts), nr))
+
+
+def gemm_scratch(m: int, n: int, k: int, dtype: str, parts: int = 1) -> int:
+    """Bytes of scratch for one part: one packed B block and one C block."""
+    _, mr, nr, kc = tiles(dtype)
     item = _itemsize(dtype)
-    ncp = _round_up(min(n, NC), nr)
+    ncp = _round_up(min(n, block_columns(n, nr, parts)), nr)
     return (min(kc, k) * ncp + _round_up(m, mr) * ncp) * item + 128
 
 
@@ -88,13 +93,26 @@ class Gemm:
     def i64(self, v: int) -> ir.Constant:
         return ir.Constant(I64, v)
 
-    def emit(self) -> None:
-        full, tail = divmod(self.n, NC)
-        if full:
-            with for_range(self.b, full, "jc") as jc:
-                self.column_block(self.b.mul(jc, self.i64(NC)), NC)
+    def emit(self, part: ir.Value | None = None, parts: int = 1) -> None:
+        """All of C, or with `parts` > 1 the contiguous share of column blocks of `part`."""
+        b, nc = self.b, block_columns(self.n, self.nr, parts)
+        full, tail = divmod(self.n, nc)
+        if parts == 1:
+            if full:
+                with for_range(b, full, "jc") as jc:
+                    self.column_block(b.mul(jc, self.i64(nc)), nc)
+            if tail:
+                self.column_block(self.i64(full * nc), tail)
+            return
+        blocks = full + (1 if tail else 0)
+        lo = b.udiv(b.mul(part, self.i64(blocks)), self.i64(parts))
+        hi = b.udiv(b.mul(b.add(part, self.i64(1)), self.i64(blocks)), self.i64(parts))
+        end = b.select(b.icmp_signed("<", hi, self.i64(full)), hi, self.i64(full))
+        with for_span(b, lo, end, "jc") as jc:
+            self.column_block(b.mul(jc, self.i64(nc)), nc)
         if tail:
-            self.column_block(self.i64(full * NC), tail)
+            with b.if_then(b.icmp_signed(">", hi, self.i64(full))):
+                self.column_block(self.i64(full * nc), tail)
 
     def column_block(self, jc: ir.Value, ncur: int) -> None:
         b = self.b

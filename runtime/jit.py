@@ -32,6 +32,9 @@ def _init_llvm() -> None:
     libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
     for name in _LIBM_SYMBOLS:
         llvm.add_symbol(name, ctypes.cast(getattr(libm, name), ctypes.c_void_p).value)
+    libc = ctypes.CDLL(None)  # the fork/join of parallel kernels (runtime/parallel.py)
+    for name in ("pthread_create", "pthread_join"):
+        llvm.add_symbol(name, ctypes.cast(getattr(libc, name), ctypes.c_void_p).value)
 
 
 def host_target_machine() -> llvm.TargetMachine:

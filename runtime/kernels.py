@@ -18,6 +18,7 @@ from graphc.ops.registry import OpDef, get_op
 from .fused import emit_fused, scratch_bytes
 from .llvm_emitter import (
     I8,
+    I64,
     MEM_TYPES,
     LLVMEmitter,
 )
@@ -37,14 +38,17 @@ def row_major_strides(shape) -> tuple[int, ...]:
 class Kernel:
     """The function being emitted for one node, with its typed buffer arguments."""
 
-    def __init__(self, module: ir.Module, node: Node, name: str, aliased: bool):
+    def __init__(self, module: ir.Module, node: Node, name: str, aliased: bool, parts: int = 1):
         self.node = node
         self.op: OpDef = get_op(node.op)
+        self.parts = parts
         values = list(node.outputs) + list(node.inputs)
         arg_types = [MEM_TYPES[v.type.dtype].as_pointer() for v in values]
-        self.scratch_bytes = scratch_bytes(node) if self.op.kind == "fused" else 0
+        self.scratch_bytes = scratch_bytes(node, parts) if self.op.kind == "fused" else 0
         if self.scratch_bytes:
             arg_types.append(I8.as_pointer())
+        if parts > 1:
+            arg_types.append(I64)  # which part of the work this call does
         self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types), name)
         self.fn.linkage = "internal"
         self.fn.attributes.add("nounwind")
@@ -55,6 +59,7 @@ class Kernel:
         self.outs = self.fn.args[:len(node.outputs)]
         self.ins = self.fn.args[len(node.outputs):len(values)]
         self.scratch = self.fn.args[len(values)] if self.scratch_bytes else None
+        self.part = self.fn.args[-1] if parts > 1 else None
         if self.scratch is not None:
             self.scratch.add_attribute("noalias")
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
@@ -71,8 +76,8 @@ EMITTERS: dict[str, Callable[[Kernel, Mapping[Value, np.ndarray]], None]] = {
 
 
 def emit_kernel(module: ir.Module, node: Node, name: str, aliased: bool,
-                consts: Mapping[Value, np.ndarray]) -> ir.Function:
+                consts: Mapping[Value, np.ndarray], parts: int = 1) -> ir.Function:
     """Emit the kernel for `node` into `module` and return its function."""
-    kernel = Kernel(module, node, name, aliased)
+    kernel = Kernel(module, node, name, aliased, parts)
     EMITTERS[kernel.op.kind](kernel, consts)
     return kernel.finish()

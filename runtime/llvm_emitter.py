@@ -216,6 +216,27 @@ def for_range(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value
     b.position_at_end(done)
 
 
+@contextlib.contextmanager
+def for_span(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, name: str = "s") -> Iterator[ir.Value]:
+    """`for (i = lo; i < hi; ++i)` with bounds known only at run time."""
+    fn = b.function
+    pre = b.block
+    head = fn.append_basic_block(f"{name}.head")
+    body = fn.append_basic_block(f"{name}.body")
+    done = fn.append_basic_block(f"{name}.end")
+    b.branch(head)
+    b.position_at_end(head)
+    index = b.phi(I64, name=name)
+    index.add_incoming(lo, pre)
+    b.cbranch(b.icmp_signed("<", index, hi), body, done)
+    b.position_at_end(body)
+    yield index
+    step = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
+    index.add_incoming(step, b.block)
+    b.branch(head)
+    b.position_at_end(done)
+
+
 def coalesce(shape: Sequence[int], strides: Sequence[Sequence[int]]):
     """Drop size-1 dims and merge adjacent dims that every operand walks contiguously.
 

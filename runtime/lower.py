@@ -17,6 +17,7 @@ from graphc.ops.registry import get_op
 from graphc.printer import format_node
 
 from .kernels import emit_kernel
+from .parallel import call_parallel
 from .llvm_emitter import I1, I8, I64, MEM_TYPES
 from .plan import BufferPlan, Loc
 
@@ -86,7 +87,8 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
             continue
         aliased = any(v in plan.inplace for v in node.outputs)
         try:
-            fn = emit_kernel(module, node, _kernel_name(index, node.op), aliased, plan.consts)
+            fn = emit_kernel(module, node, _kernel_name(index, node.op), aliased, plan.consts,
+                             plan.parts.get(index, 1))
         except GraphcError as err:
             raise CompileError(located(f"lowering {node.op}: {err}", node.loc,
                                        format_node(node))) from None
@@ -94,9 +96,13 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
             raise CompileError(located(f"lowering {node.op} failed: {type(err).__name__}: "
                                        f"{err}", node.loc, format_node(node))) from err
         args = [entry.typed(v) for v in node.outputs + node.inputs]
-        if len(fn.args) > len(args):  # the kernel's scratch memory, at the end of the arena
+        if index in plan.scratch:  # the kernel's scratch memory, placed by the planner
             args.append(entry.address(Loc("arena", plan.scratch[index])))
-        entry.b.call(fn, args)
+        parts = plan.parts.get(index, 1)
+        if parts > 1:
+            call_parallel(entry.b, fn, args, parts)
+        else:
+            entry.b.call(fn, args)
         kernels += 1
     for src, dst, nbytes in plan.end_copies:
         entry.copy(src, dst, nbytes)

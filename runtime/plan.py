@@ -18,6 +18,7 @@ from graphc.printer import format_node
 from passes.memory import MemoryPlan
 
 from .fused import scratch_bytes, writes_in_place_ok
+from .parallel import kernel_parts
 from .kernels import LOWERED_KINDS
 
 ALIGN = 64
@@ -42,9 +43,17 @@ class BufferPlan:
     arena_bytes: int
     inplace: dict[Value, str]             # update value -> param it is written into
     scratch: dict[int, int] = field(default_factory=dict)  # kernel position -> scratch offset
+    parts: dict[int, int] = field(default_factory=dict)    # kernel position -> threads it uses
     start_copies: list[tuple[Loc, Loc, int]] = field(default_factory=list)
     end_copies: list[tuple[Loc, Loc, int]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Every placement decision, as text (part of the compile cache key)."""
+        locs = sorted((v.name, str(loc)) for v, loc in self.loc.items())
+        return repr((self.input_slots, self.output_slots, self.param_slots, locs,
+                     self.arena_bytes, sorted((v.name, p) for v, p in self.inplace.items()),
+                     self.start_copies, self.end_copies, self.scratch, self.parts))
 
     @property
     def const_slot(self) -> int:
@@ -147,7 +156,7 @@ def find_inplace(graph: Graph) -> dict[Value, str]:
     return out
 
 
-def plan_buffers(graph: Graph) -> BufferPlan:
+def plan_buffers(graph: Graph, threads: int = 1) -> BufferPlan:
     """Place every value: see the module docstring."""
     check_lowerable(graph)
     check_updates(graph)
@@ -169,11 +178,14 @@ def plan_buffers(graph: Graph) -> BufferPlan:
             loc[v] = Loc("io", output_slots[name])
     arena_values = [v for n in graph.nodes if get_op(n.op).kind != "source"
                     for v in n.outputs if v not in loc]
-    memory = _place_arena(graph, arena_values)
+    parts = {k: kernel_parts(n, threads) for k, n in enumerate(graph.nodes) if n.op == "fused"}
+    parts = {k: p for k, p in parts.items() if p > 1}
+    memory = _place_arena(graph, arena_values, parts)
     loc.update((v, Loc("arena", memory.offsets[v.name])) for v in arena_values)
     plan = BufferPlan(input_slots, output_slots, param_slots, loc, consts, const_buffer,
                       memory.planned_bytes, inplace,
-                      scratch={k: memory.offsets[f"{SCRATCH}{k}"] for k in _scratch_users(graph)})
+                      scratch={k: memory.offsets[f"{SCRATCH}{k}"]
+                               for k in _scratch_users(graph, parts)}, parts=parts)
     _plan_end_copies(graph, plan)
     plan.stats = {"naive_bytes": naive_bytes(graph), "planned_bytes": plan.arena_bytes,
                   "lower_bound_bytes": memory.lower_bound_bytes}
@@ -183,13 +195,14 @@ def plan_buffers(graph: Graph) -> BufferPlan:
 SCRATCH = "%scratch"  # name prefix of a kernel's scratch buffer, live while the kernel runs
 
 
-def _scratch_users(graph: Graph) -> dict[int, int]:
-    """Kernel position -> scratch bytes, for the kernels that need scratch memory."""
-    sizes = {k: scratch_bytes(n) for k, n in enumerate(graph.nodes) if n.op == "fused"}
+def _scratch_users(graph: Graph, parts: dict[int, int]) -> dict[int, int]:
+    """Kernel position -> scratch bytes (all parts), for the kernels that need scratch."""
+    sizes = {k: scratch_bytes(n, parts.get(k, 1)) for k, n in enumerate(graph.nodes)
+             if n.op == "fused"}
     return {k: size for k, size in sizes.items() if size}
 
 
-def _place_arena(graph: Graph, values: list[Value]) -> MemoryPlan:
+def _place_arena(graph: Graph, values: list[Value], parts: dict[int, int]) -> MemoryPlan:
     """Offsets for the arena values over the kernel order (dead memory reused); a kernel's
     scratch memory is one more buffer, live only during that kernel."""
     from passes.memory import Interval, plan_intervals
@@ -197,7 +210,8 @@ def _place_arena(graph: Graph, values: list[Value]) -> MemoryPlan:
 
     wanted = {v.name for v in values}
     spans = [iv for iv in intervals(graph, list(graph.nodes)) if iv.name in wanted]
-    spans += [Interval(f"{SCRATCH}{k}", size, k, k) for k, size in _scratch_users(graph).items()]
+    spans += [Interval(f"{SCRATCH}{k}", size, k, k)
+              for k, size in _scratch_users(graph, parts).items()]
     return plan_intervals(spans)
 
 

@@ -43,7 +43,7 @@ class OpDef:
       `idx` (i64 scalars), built with the scalar emitter `e` and `at(k, index)`, which reads
       input k at an index. Indices passed to `at` must be in bounds (clamp, then select).
     - `decompose(*inputs, **attrs)`: composite ops rewritten into primitives after autodiff.
-    - `check_inputs(types, arrays)`: run-time validation of data the shape rule cannot see
+    - `check_inputs(types, arrays, **attrs)`: run-time validation of data the shape rule cannot see
       (e.g. class labels in range); `arrays[i]` is None where the value is not known (a compiled
       run only knows its feeds); raises GraphcError.
     """
