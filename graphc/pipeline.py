@@ -154,6 +154,14 @@ class Executable:
         return self.native.asm
 
 
+def set_num_threads(n: int | None) -> None:
+    """Threads that graphs compiled from now on may use (None: GRAPHC_NUM_THREADS, else every
+    core). Only kernels big enough to gain are split."""
+    from runtime import set_num_threads as runtime_set
+
+    runtime_set(n)
+
+
 def _compile_graph(graph: Graph, passes: list[Pass]) -> Executable:
     return Executable(graph, passes)
 
