@@ -2,7 +2,8 @@
 
 Input: any graphc Graph: a forward graph, a gradient graph or a whole training step (forward,
 backward and optimizer update), before or after decomposition; fused nodes are written as their
-bodies. Output: an ONNX model (opset 20) that `onnx.checker` accepts, using standard ONNX ops:
+bodies, and composite ops without an ONNX counterpart as their decompositions. Output: an ONNX
+model (opset 20) that `onnx.checker` accepts, using standard ONNX ops:
 
 - `input` graph inputs become ONNX graph inputs; params and state become initializers holding
   their initial values (zeros where the graph has none), under their graphc names;
@@ -160,8 +161,43 @@ def _mse(w, node, ins, outs):
 
 
 def _fused(w, node, ins, outs):
+    rename = dict(zip([v.name for v in node.inputs], ins)) | dict(
+        zip([v.name for v in node.outputs], outs))
     for inner in node.attrs["body"].nodes:
-        _write_node(w, inner)
+        _write_node(w, inner, rename)
+
+
+def _layer_norm(w, node, ins, outs):
+    x, scale = node.inputs[0].type, node.inputs[1].type
+    axis = node.attrs["axis"] % x.rank
+    if scale.shape != x.shape[axis:] or node.inputs[2].type.shape != x.shape[axis:]:
+        _decomposed(w, node, ins, outs)  # ONNX wants full-shape scale and bias
+        return
+    w.emit("LayerNormalization", ins, outs, axis=axis, epsilon=node.attrs["epsilon"])
+
+
+def _nll_loss(w, node, ins, outs):
+    a = node.attrs
+    extra = {} if a["ignore_index"] is None else {"ignore_index": int(a["ignore_index"])}
+    w.emit("NegativeLogLikelihoodLoss", ins, outs, reduction=a["reduction"], **extra)
+
+
+def _decomposed(w, node, ins, outs):
+    """A composite op without an ONNX counterpart, written as its decomposition."""
+    from .builder import GraphBuilder
+
+    b = GraphBuilder("decompose")
+    args = [b.input(f"in{k}", v.type.shape, v.type.dtype) for k, v in enumerate(node.inputs)]
+    with b.at(node.loc):
+        result = get_op(node.op).decompose(*args, **node.attrs)
+    results = result if isinstance(result, tuple) else (result,)
+    rename = {a.name: n for a, n in zip(args, ins)}
+    body = b.build(outputs={f"out{k}": r for k, r in enumerate(results)}, verify=False)
+    for inner in body.nodes:
+        rename.update((v.name, w.fresh("d")) for v in inner.outputs)
+        _write_node(w, inner, rename)
+    for value, out in zip(body.outputs.values(), outs):
+        w.emit("Identity", [rename[value.name]], [out])
 
 
 RULES: dict[str, Rule] = {
@@ -171,12 +207,20 @@ RULES: dict[str, Rule] = {
     "reshape": _reshape, "broadcast_to": _broadcast_to, "not_equal": _not_equal,
     "clip": _clip, "slice": _slice, "pad": _pad, "unslice": _unslice,
     "softmax_cross_entropy": _sce, "mse": _mse, "fused": _fused,
+    "layer_norm": _layer_norm, "nll_loss": _nll_loss,
+    "batch_norm": lambda w, node, ins, outs: w.emit("BatchNormalization", ins, outs,
+                                                    epsilon=node.attrs["epsilon"]),
+    "lrn": _same("LRN"),
 }
 
 
-def _write_node(w: _Writer, node: Node) -> None:
+def _write_node(w: _Writer, node: Node, rename: dict[str, str] | None = None) -> None:
+    """Write one node; `rename` maps graphc value names to ONNX names (default: the same)."""
+    names = rename or {}
     w.loc = node.loc
-    RULES[node.op](w, node, [v.name for v in node.inputs], [v.name for v in node.outputs])
+    rule = RULES.get(node.op, _decomposed)
+    rule(w, node, [names.get(v.name, v.name) for v in node.inputs],
+         [names.get(v.name, v.name) for v in node.outputs])
 
 
 def _unexportable(graph: Graph) -> list[Node]:
@@ -184,7 +228,7 @@ def _unexportable(graph: Graph) -> list[Node]:
     for node in graph.nodes:
         if node.op == "fused":
             bad += _unexportable(node.attrs["body"])
-        elif node.op not in RULES:
+        elif node.op not in RULES and get_op(node.op).kind != "composite":
             bad.append(node)
     return bad
 

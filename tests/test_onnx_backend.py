@@ -27,6 +27,7 @@ ALLOWED = {
     "Greater": "greater", "GreaterOrEqual": "greater_equal", "HardSigmoid": "hardsigmoid",
     "HardSwish": "hardswish", "Identity": "identity",
     "LayerNormalization": "layer_normalization", "LeakyRelu": "leakyrelu", "Less": "less",
+    "LRN": "lrn",
     "LessOrEqual": "less_equal", "Log": "log", "LogSoftmax": "logsoftmax", "MatMul": "matmul",
     "Max": "max", "Mean": "mean", "Min": "min", "Mish": "mish", "Mul": "mul", "Neg": "neg",
     "NegativeLogLikelihoodLoss": "nllloss", "Not": "not", "Or": "or", "Pad": "pad",

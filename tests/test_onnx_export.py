@@ -135,3 +135,28 @@ def test_onnxruntime_agrees_on_the_exported_training_step(tmp_path):
     want = gc.interpret(step, feeds, updates=True)
     for name in names:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+def test_normalization_ops_export_as_onnx_ops_or_decompositions(tmp_path):
+    from graphc.frontend import nn as N
+
+    rng = np.random.default_rng(3)
+    b = gc.GraphBuilder("norms")
+    x = b.input("x", (2, 3, 4, 4))
+    scale = b.param("scale", rng.uniform(0.5, 1.5, 3).astype(np.float32))
+    shift = b.param("shift", rng.standard_normal(3).astype(np.float32))
+    h = N.batch_norm_training(x, scale, shift)  # no ONNX op: written as its decomposition
+    h = N.lrn(h, 3)
+    h = N.layer_norm(h, b.param("ln.w", np.ones(4, np.float32)),
+                     b.param("ln.b", np.zeros(4, np.float32)))
+    graph = b.build({"y": h})
+    path = tmp_path / "norms.onnx"
+    gc.save_onnx(graph, path)
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"LRN", "LayerNormalization"} <= ops
+    feeds = {"x": rng.standard_normal((2, 3, 4, 4)).astype(np.float32)}
+    want = gc.interpret(graph, feeds)["y"]
+    # ONNX's own conformance tolerance: its reference LRN sums the window in another order
+    np.testing.assert_allclose(_run_onnx(path, feeds)["y"], want, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(gc.interpret(gc.load_onnx(path), feeds)["y"], want, rtol=1e-5,
+                               atol=1e-6)

@@ -62,11 +62,7 @@ def test_torch_model_gradients_match_torch(name):
     _grads_vs_torch(name, compiled=False)
 
 
-@pytest.mark.parametrize("name", [
-    n if n != "encoder" else pytest.param(n, marks=pytest.mark.xfail(
-        reason="runtime: the compiled value-and-grad step of the encoder disagrees with the "
-               "interpreter after fusion (out_proj.weight); the graph after every pass is right"))
-    for n in TORCH_MODELS])
+@pytest.mark.parametrize("name", TORCH_MODELS)
 def test_compiled_gradients_match_torch(name):
     _grads_vs_torch(name, compiled=True)
 

@@ -7,10 +7,11 @@ their gradients come from autodiff.
 """
 from __future__ import annotations
 
-from ..errors import GraphcError
+import numpy as np
+
 from . import dsl as F
 from . import nn as N
-from .onnx_ops import Abs, as_float, back_to, has, ints
+from .onnx_ops import Abs, as_float, back_to, ints
 
 
 # --- reductions --------------------------------------------------------------------------------
@@ -77,12 +78,15 @@ def _channel(v, x):
 
 
 def LayerNormalization(X, Scale, B=None, axis=-1, epsilon=1e-5, stash_type=1):
-    axes = list(range(axis % X.ndim, X.ndim))
+    """Y from graphc's layer_norm; the optional Mean and InvStdDev outputs are composed (and
+    dropped as dead code when the model does not read them)."""
+    axis %= X.ndim
+    bias = B if B is not None else F.constant(X.builder, np.zeros(Scale.shape), X.dtype)
+    y = N.layer_norm(X, Scale, bias, axis, epsilon)
+    axes = list(range(axis, X.ndim))
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
-    inv = 1.0 / F.sqrt(F.mean(d * d, axes, keepdims=True) + epsilon)
-    y = d * inv * Scale
-    return (y if B is None else y + B), mean, inv
+    return y, mean, 1.0 / F.sqrt(F.mean(d * d, axes, keepdims=True) + epsilon)
 
 
 def BatchNormalization(X, scale, B, input_mean, input_var, epsilon=1e-5, momentum=0.9,
@@ -90,8 +94,7 @@ def BatchNormalization(X, scale, B, input_mean, input_var, epsilon=1e-5, momentu
     """Inference uses the given statistics; training mode normalises with the batch's and also
     returns the updated running statistics (ONNX outputs 2 and 3)."""
     if not training_mode:
-        inv = 1.0 / F.sqrt(_channel(input_var, X) + epsilon)
-        return (X - _channel(input_mean, X)) * inv * _channel(scale, X) + _channel(B, X)
+        return N.batch_norm(X, scale, B, input_mean, input_var, epsilon)
     axes = [0] + list(range(2, X.ndim))
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
@@ -106,7 +109,8 @@ def BatchNormalization(X, scale, B, input_mean, input_var, epsilon=1e-5, momentu
 # --- losses ------------------------------------------------------------------------------------
 def _nll(logp, target, weight, ignore_index, reduction):
     """Per-element -logp[n, target[n, ...], ...] with class weights, ignore_index and reduction;
-    logp is [N, C, d...], target [N, d...] i64."""
+    logp is [N, C, d...], target [N, d...] i64. (Composed rather than graphc's nll_loss, whose
+    compiled label check does not yet see ignore_index.)"""
     c = logp.shape[1]
     t = F.reshape(target, (target.shape[0], 1) + tuple(target.shape[1:]))
     classes = logp.builder.apply("iota", [], shape=(1, c) + (1,) * (logp.ndim - 2), axis=1,
@@ -115,15 +119,12 @@ def _nll(logp, target, weight, ignore_index, reduction):
     if ignore_index is not None:
         onehot = onehot * F.cast(F.not_equal(t, int(ignore_index)), logp.dtype)
     w = onehot if weight is None else onehot * F.reshape(weight, classes.shape)
-    picked_w = F.sum(w, 1)
     loss = -F.sum(logp * w, 1)
     if reduction == "none":
         return loss
     if reduction == "sum":
         return F.sum(loss)
-    if reduction == "mean":
-        return F.sum(loss) / F.sum(picked_w)
-    raise GraphcError(f"unknown reduction {reduction!r}")
+    return F.sum(loss) / F.sum(F.sum(w, 1))
 
 
 def NegativeLogLikelihoodLoss(input, target, weight=None, ignore_index=None, reduction="mean"):
@@ -135,13 +136,5 @@ def SoftmaxCrossEntropyLoss(scores, labels, weights=None, ignore_index=None, red
     return _nll(logp, labels, weights, ignore_index, reduction), logp
 
 
-# --- ops that need a graphc op of their own ----------------------------------------------------
-def _needs(op):
-    if not has(op):
-        raise GraphcError(f"graphc has no {op!r} op yet")
-
-
 def LRN(X, size, alpha=0.0001, beta=0.75, bias=1.0):
-    _needs("lrn")
-    return X.builder.apply("lrn", [X], size=size, alpha=alpha, beta=beta, bias=bias)
-
+    return N.lrn(X, size, alpha, beta, bias)

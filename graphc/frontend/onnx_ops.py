@@ -342,14 +342,11 @@ def Tile(input, repeats):
 
 
 def Dropout(data, ratio=None, training_mode=None, seed=None):
-    """Inference (or ratio 0) is the identity with an all-true mask."""
+    """Inference (or ratio 0) is the identity with an all-true mask; training draws a fresh
+    mask every step from graphc's counter-based generator."""
     rate = 0.5 if ratio is None else float(np.asarray(ratio))
     training = training_mode is not None and bool(np.asarray(training_mode))
-    if training and rate > 0:
-        if not has("dropout"):
-            raise GraphcError("Dropout in training mode needs graphc's dropout op")
-        return data.builder.apply("dropout", [data], rate=rate, seed=seed or 0)
-    return data, F.broadcast_to(F.constant(data.builder, True), data.shape)
+    return N.dropout(data, rate, training=training, seed=seed, return_mask=True)
 
 
 # --- matrix products ---------------------------------------------------------------------------
