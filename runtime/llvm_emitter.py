@@ -15,6 +15,8 @@ from llvmlite import ir
 
 from graphc.errors import CompileError
 
+from . import vmath
+
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
@@ -71,26 +73,26 @@ class LLVMEmitter:
         fn = self.module.declare_intrinsic(name, [args[0].type])
         return self.b.call(fn, list(args))
 
-    def exp(self, a): return self._intrinsic("llvm.exp", a)
-    def log(self, a): return self._intrinsic("llvm.log", a)
+    # f32 transcendentals are polynomial (runtime/vmath.py) so loops over them vectorise;
+    # f64 keeps libm's correctly rounded versions.
+    def exp(self, a):
+        return vmath.exp_f32(self.b, a) if a.type == F32 else self._intrinsic("llvm.exp", a)
+
+    def log(self, a):
+        return vmath.log_f32(self.b, a) if a.type == F32 else self._intrinsic("llvm.log", a)
+
     def sqrt(self, a): return self._intrinsic("llvm.sqrt", a)
     def pow(self, a, b): return self._intrinsic("llvm.pow", a, b)
 
     def tanh(self, a):
-        name = LIBM_TANH[dtype_of(a.type)]
-        fn = self.module.globals.get(name)
-        if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(a.type, [a.type]), name)
-            fn.attributes.add("nounwind")
-            fn.attributes.add("readnone")  # glibc tanh never sets errno
-        return self.b.call(fn, [a])
+        return vmath.tanh_f32(self.b, a) if a.type == F32 else self._libm(LIBM_TANH["f64"], a)
 
     def floor(self, a): return self._intrinsic("llvm.floor", a)
     def ceil(self, a): return self._intrinsic("llvm.ceil", a)
     def round(self, a): return self._intrinsic("llvm.roundeven", a)  # half to even
 
     def erf(self, a):
-        return self._libm(LIBM_ERF[dtype_of(a.type)], a)
+        return vmath.erf_f32(self.b, a) if a.type == F32 else self._libm(LIBM_ERF["f64"], a)
 
     def _libm(self, name: str, a):
         fn = self.module.globals.get(name)
