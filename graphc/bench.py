@@ -293,7 +293,7 @@ def run_bench(model_name: str = "mlp-medium", vs: str = ",".join(COMPETITORS), t
     names = parse_frameworks(vs)
     if threads < 1 or rounds < 1 or (batch is not None and batch < 1):
         raise GraphcError("--threads, --rounds and --batch must be at least 1")
-    from models.bench_frameworks import make_batch
+    from models.bench_frameworks import make_batch, pack
 
     batch = batch or model.batch
     graph = model.build(batch, seed=seed)
@@ -301,7 +301,7 @@ def run_bench(model_name: str = "mlp-medium", vs: str = ",".join(COMPETITORS), t
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="graphc-bench-") as workdir:
         data = os.path.join(workdir, "data.npz")
-        np.savez(data, **graph.initializers, **make_batch(graph, seed))
+        np.savez(data, **pack(graph.initializers, make_batch(graph, seed)))
         cache = os.path.join(workdir, "cache")
         argv = [model.name, str(batch), data, repr(LR), str(threads), cache]
         runners = start_runners(names, results, argv, threads, workdir)

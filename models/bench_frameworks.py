@@ -29,53 +29,95 @@ FRAMEWORKS = ("graphc", "numpy", "numpy-avx512", "torch", "torch-compile", "jax"
 
 @dataclass(frozen=True)
 class BenchModel:
-    """A benchmark model: its family (which forward functions it uses), default batch size and
-    the graph builder; `sizes` are an MLP's layer widths."""
+    """A benchmark model: its family (which builder and forward functions it uses), default
+    batch size, a description, and the keyword arguments of the family's graph builder."""
 
     name: str
     family: str
     batch: int
     describe: str
-    sizes: tuple[int, ...] = ()
+    config: tuple[tuple[str, Any], ...] = ()
 
     def build(self, batch: int | None = None, seed: int = 0) -> gc.Graph:
-        return _BUILDERS[self.family](self, batch or self.batch, seed)
+        return _BUILDERS[self.family](dict(self.config), batch or self.batch, seed)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.config)
 
 
-def _build_mlp(model: BenchModel, batch: int, seed: int) -> gc.Graph:
+def _build_mlp(config: dict, batch: int, seed: int) -> gc.Graph:
     from models.mlp import build_mlp
 
-    return build_mlp(model.sizes, batch=batch, seed=seed, name=model.name.replace("-", "_"))
+    return build_mlp(config["sizes"], batch=batch, seed=seed)
 
 
-_BUILDERS: dict[str, Callable[[BenchModel, int, int], gc.Graph]] = {"mlp": _build_mlp}
+def _build_lenet(config: dict, batch: int, seed: int) -> gc.Graph:
+    from models.cnn import build_cnn
+
+    return build_cnn(config["size"], classes=config["classes"], batch=batch, seed=seed)
+
+
+def _build_encoder(config: dict, batch: int, seed: int) -> gc.Graph:
+    from models.transformer import build_transformer
+
+    return build_transformer(**config, batch=batch, seed=seed)
+
+
+_BUILDERS: dict[str, Callable[[dict, int, int], gc.Graph]] = {
+    "mlp": _build_mlp, "lenet": _build_lenet, "encoder": _build_encoder}
+ENCODER = (("vocab", 1000), ("seq", 128), ("dim", 256), ("heads", 4), ("hidden", 1024),
+           ("classes", 10))
 
 BENCH_MODELS: dict[str, BenchModel] = {m.name: m for m in (
-    BenchModel("mlp-tiny", "mlp", 32, "MLP 784-128-10", (784, 128, 10)),
-    BenchModel("mlp-medium", "mlp", 128, "MLP 784-512-512-10", (784, 512, 512, 10)),
-    BenchModel("mlp-large", "mlp", 256, "MLP 1024-4096-4096-1024", (1024, 4096, 4096, 1024)),
+    BenchModel("mlp-tiny", "mlp", 32, "MLP 784-128-10", (("sizes", (784, 128, 10)),)),
+    BenchModel("mlp-medium", "mlp", 128, "MLP 784-512-512-10",
+               (("sizes", (784, 512, 512, 10)),)),
+    BenchModel("mlp-large", "mlp", 256, "MLP 1024-4096-4096-1024",
+               (("sizes", (1024, 4096, 4096, 1024)),)),
+    BenchModel("lenet", "lenet", 64, "LeNet-style CNN on 1x28x28 (conv 6@5x5, 16@5x5, fc "
+               "256-120-10)", (("size", 28), ("classes", 10))),
+    BenchModel("encoder", "encoder", 8, "transformer encoder block (seq 128, d 256, 4 heads, "
+               "FFN 1024, vocab 1000)", ENCODER),
 )}
 
 
+def _index_range(graph: gc.Graph, name: str, classes: int) -> int:
+    """Valid values of an integer input: the rows of the table it gathers from, else classes."""
+    for node in graph.nodes:
+        if node.op == "gather" and node.inputs[1].name == name:
+            return node.inputs[0].type.shape[node.attrs.get("axis", 0)]
+    return classes
+
+
 def make_batch(graph: gc.Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """A random batch for every `input` of the graph: floats ~ U[0, 1), integer labels in
-    [0, classes) where classes is the last dimension of the `logits` output."""
+    """A random batch for every `input` of the graph: floats ~ U[0, 1), integer inputs in
+    [0, rows) of the table they index, labels in [0, classes) (the `logits` width)."""
     rng = np.random.default_rng(seed)
     classes = graph.outputs["logits"].type.shape[-1]
     feeds = {}
     for inp in graph.inputs_with_role("input"):
         t = inp.value.type
         if np.issubdtype(t.np_dtype, np.integer):
-            feeds[inp.name] = rng.integers(0, classes, t.shape).astype(t.np_dtype)
+            high = _index_range(graph, inp.name, classes)
+            feeds[inp.name] = rng.integers(0, high, t.shape).astype(t.np_dtype)
         else:
             feeds[inp.name] = rng.random(t.shape, dtype=t.np_dtype)
     return feeds
 
 
+FEED = "feed:"  # prefix of the batch's arrays in the saved .npz (the rest are params)
+
+
+def pack(params: Arrays, feeds: Arrays) -> dict[str, np.ndarray]:
+    """Params and batch as one flat dict, the form the orchestrator saves."""
+    return {**params, **{FEED + k: v for k, v in feeds.items()}}
+
+
 def split(arrays: Arrays) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(params, batch) from the saved arrays: the batch is `x` and `y`, the rest are params."""
-    params = {k: np.array(v) for k, v in arrays.items() if k not in ("x", "y")}
-    return params, {"x": np.array(arrays["x"]), "y": np.array(arrays["y"])}
+    """(params, batch) from the saved arrays (copies: every framework updates its own)."""
+    params = {k: np.array(v) for k, v in arrays.items() if not k.startswith(FEED)}
+    return params, {k[len(FEED):]: np.array(v) for k, v in arrays.items() if k.startswith(FEED)}
 
 
 # --- graphc --------------------------------------------------------------------------------
@@ -93,35 +135,73 @@ def graphc_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Ste
     return lambda: step.run(feeds)
 
 
-# --- NumPy (the models' hand-written baselines) --------------------------------------------
-def _numpy_mlp(params: dict, feeds: dict, lr: float) -> Step:
-    from models.mlp import numpy_sgd_step
-
-    x, y = feeds["x"], feeds["y"]
-    return lambda: numpy_sgd_step(params, x, y, lr)
-
-
-_NUMPY: dict[str, Callable[[dict, dict, float], Step]] = {"mlp": _numpy_mlp}
-
-
+# --- NumPy (hand-written training steps) --------------------------------------------------
 def numpy_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Step:
+    """The model's hand-written NumPy step: models/mlp.py's baseline, models/bench_numpy.py's
+    for the CNN and the encoder (their forward passes are the models' own baselines)."""
+    from models.bench_numpy import NUMPY_STEPS
+
     params, feeds = split(arrays)
-    return _NUMPY[model.family](params, feeds, lr)
+    return NUMPY_STEPS[model.family](model.settings, params, feeds, lr)
 
 
 # --- PyTorch (eager) -----------------------------------------------------------------------
-def _torch_mlp(p: dict, x):
+def _fc_layers(p: Mapping[str, Any]) -> int:
+    return sum(1 for k in p if k.startswith("fc") and k.endswith(".weight"))
+
+
+def _torch_fc(p: dict, h, first: int = 1):
     import torch
 
-    n = sum(1 for k in p if k.endswith(".weight"))
-    for i in range(1, n + 1):
-        x = torch.addmm(p[f"fc{i}.bias"], x, p[f"fc{i}.weight"])
+    n = _fc_layers(p)
+    for i in range(first, n + 1):
+        h = torch.addmm(p[f"fc{i}.bias"], h, p[f"fc{i}.weight"])
         if i < n:
-            x = torch.relu(x)
-    return x
+            h = torch.relu(h)
+    return h
 
 
-_TORCH: dict[str, Callable] = {"mlp": _torch_mlp}
+def _torch_mlp(config: dict, p: dict, feeds: dict):
+    return _torch_fc(p, feeds["x"])
+
+
+def _torch_lenet(config: dict, p: dict, feeds: dict):
+    import torch
+    import torch.nn.functional as F
+
+    from models.cnn import LAYOUTS
+
+    size = config["size"]
+    h = feeds["x"].reshape(-1, 1, size, size)
+    for layer, (_, _, pad) in enumerate(LAYOUTS[size][:2], 1):
+        h = F.conv2d(h, p[f"conv{layer}.weight"], p[f"conv{layer}.bias"], padding=pad)
+        h = F.max_pool2d(torch.relu(h), 2, 2)
+    return _torch_fc(p, h.flatten(1))
+
+
+def _torch_encoder(config: dict, p: dict, feeds: dict):
+    """The encoder block (attention through F.scaled_dot_product_attention)."""
+    import torch.nn.functional as F
+
+    bsz, t, d, heads = *feeds["tokens"].shape, config["dim"], config["heads"]
+
+    def ln(x, name):
+        return F.layer_norm(x, (d,), p[f"{name}.weight"], p[f"{name}.bias"], eps=1e-5)
+
+    def lin(x, name):
+        return x @ p[f"{name}.weight"] + p[f"{name}.bias"]
+
+    x = F.embedding(feeds["tokens"], p["embed.weight"]) + p["pos.weight"]
+    h = ln(x, "ln1")
+    q, k, v = (lin(h, f"attn.{n}").reshape(bsz, t, heads, -1).transpose(1, 2) for n in "qkv")
+    ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(bsz, t, d)
+    x = x + lin(ctx, "attn.out")
+    h = lin(F.gelu(lin(ln(x, "ln2"), "mlp.fc1")), "mlp.fc2")
+    return lin(ln(x + h, "ln3").mean(1), "head")
+
+
+_TORCH: dict[str, Callable] = {"mlp": _torch_mlp, "lenet": _torch_lenet,
+                               "encoder": _torch_encoder}
 
 
 def torch_step(model: BenchModel, batch: int, arrays: Arrays, lr: float,
@@ -133,18 +213,18 @@ def torch_step(model: BenchModel, batch: int, arrays: Arrays, lr: float,
 
     params, feeds = split(arrays)
     p = {k: torch.from_numpy(v).requires_grad_() for k, v in params.items()}
-    x, y = torch.from_numpy(feeds["x"]), torch.from_numpy(feeds["y"].astype(np.int64))
+    f = {k: torch.from_numpy(v) for k, v in feeds.items()}
     opt = torch.optim.SGD(list(p.values()), lr=lr)
-    forward = _TORCH[model.family]
+    forward, config = _TORCH[model.family], model.settings
 
-    def loss_of(p, x, y):
-        return F.cross_entropy(forward(p, x), y)
+    def loss_of(p, f):
+        return F.cross_entropy(forward(config, p, f), f["y"])
     if compiled:
         loss_of = torch.compile(loss_of)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_of(p, x, y)
+        loss = loss_of(p, f)
         loss.backward()
         opt.step()
         return loss.detach()
@@ -152,18 +232,62 @@ def torch_step(model: BenchModel, batch: int, arrays: Arrays, lr: float,
 
 
 # --- JAX (jit) -----------------------------------------------------------------------------
-def _jax_mlp(p: dict, x):
+def _jax_fc(p: dict, h):
     import jax
 
-    n = sum(1 for k in p if k.endswith(".weight"))
+    n = _fc_layers(p)
     for i in range(1, n + 1):
-        x = x @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
+        h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
         if i < n:
-            x = jax.nn.relu(x)
-    return x
+            h = jax.nn.relu(h)
+    return h
 
 
-_JAX: dict[str, Callable] = {"mlp": _jax_mlp}
+def _jax_mlp(config: dict, p: dict, feeds: dict):
+    return _jax_fc(p, feeds["x"])
+
+
+def _jax_lenet(config: dict, p: dict, feeds: dict):
+    import jax
+    from jax import lax
+
+    from models.cnn import LAYOUTS
+
+    size = config["size"]
+    h = feeds["x"].reshape(-1, 1, size, size)
+    for layer, (_, _, pad) in enumerate(LAYOUTS[size][:2], 1):
+        h = lax.conv_general_dilated(h, p[f"conv{layer}.weight"], (1, 1), [(pad, pad)] * 2,
+                                     dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        h = jax.nn.relu(h + p[f"conv{layer}.bias"][None, :, None, None])
+        h = lax.reduce_window(h, -float("inf"), lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+    return _jax_fc(p, h.reshape(h.shape[0], -1))
+
+
+def _jax_encoder(config: dict, p: dict, feeds: dict):
+    import jax
+    import jax.numpy as jnp
+
+    bsz, t, d, heads = *feeds["tokens"].shape, config["dim"], config["heads"]
+
+    def ln(x, name):
+        mean = x.mean(-1, keepdims=True)
+        var = jnp.square(x - mean).mean(-1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + 1e-5) * p[f"{name}.weight"] + p[f"{name}.bias"]
+
+    def lin(x, name):
+        return x @ p[f"{name}.weight"] + p[f"{name}.bias"]
+
+    x = p["embed.weight"][feeds["tokens"]] + p["pos.weight"]
+    h = ln(x, "ln1")
+    q, k, v = (lin(h, f"attn.{n}").reshape(bsz, t, heads, -1).transpose(0, 2, 1, 3)
+               for n in "qkv")
+    s = jax.nn.softmax(q @ k.transpose(0, 1, 3, 2) / (d // heads) ** 0.5, axis=-1)
+    x = x + lin((s @ v).transpose(0, 2, 1, 3).reshape(bsz, t, d), "attn.out")
+    h = lin(jax.nn.gelu(lin(ln(x, "ln2"), "mlp.fc1"), approximate=False), "mlp.fc2")
+    return lin(ln(x + h, "ln3").mean(1), "head")
+
+
+_JAX: dict[str, Callable] = {"mlp": _jax_mlp, "lenet": _jax_lenet, "encoder": _jax_encoder}
 
 
 def jax_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Step:
@@ -174,22 +298,23 @@ def jax_step(model: BenchModel, batch: int, arrays: Arrays, lr: float) -> Step:
     import jax.numpy as jnp
 
     params, feeds = split(arrays)
-    forward = _JAX[model.family]
+    forward, config = _JAX[model.family], model.settings
 
-    def loss_fn(p, x, y):
-        logp = jax.nn.log_softmax(forward(p, x), axis=-1)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
+    def loss_fn(p, f):
+        logp = jax.nn.log_softmax(forward(config, p, f), axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, f["y"][:, None], axis=-1))
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def update(p, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+    def update(p, f):
+        loss, grads = jax.value_and_grad(loss_fn)(p, f)
         return jax.tree_util.tree_map(lambda a, g: a - lr * g, p, grads), loss
 
     state = {"p": jax.device_put(params)}
-    x, y = jax.device_put(feeds["x"]), jax.device_put(feeds["y"].astype(np.int32))
+    f = jax.device_put({k: v.astype(np.int32) if v.dtype == np.int64 else v
+                        for k, v in feeds.items()})
 
     def step():
-        state["p"], loss = update(state["p"], x, y)
+        state["p"], loss = update(state["p"], f)
         return loss
     return step
 
