@@ -20,6 +20,7 @@ ALLOWED = {
     "Abs": "abs", "Add": "add", "And": "and", "ArgMax": "argmax", "ArgMin": "argmin",
     "BatchNormalization": "batchnorm", "Ceil": "ceil", "Celu": "celu", "Clip": "clip",
     "Concat": "concat", "Constant": "constant", "ConstantOfShape": "constantofshape",
+    "Conv": "conv",
     "Div": "div", "Dropout": "dropout", "Elu": "elu", "Equal": "equal", "Erf": "erf",
     "Exp": "exp", "Expand": "expand", "Flatten": "flatten", "Floor": "floor",
     "Gather": "gather", "GatherElements": "gather_elements", "Gelu": "gelu", "Gemm": "gemm",

@@ -22,8 +22,7 @@ OPS = {name: fn for module in (onnx_ops, onnx_nn_ops) for name, fn in vars(modul
            module.__name__.rsplit(".", 1)[0]) and not isinstance(fn, type)}
 
 # graphc ops an ONNX op cannot do without (until they are registered, the ONNX op is unsupported)
-REQUIRES = {"Conv": ("conv",), "MaxPool": ("max_pool",),
-            "AveragePool": ("avg_pool",)}
+REQUIRES = {"Conv": ("conv2d",), "MaxPool": ("max_pool2d",), "AveragePool": ("avg_pool2d",)}
 
 _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1",
            "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
