@@ -279,7 +279,30 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
                 del ev.fixed[out]
 
         Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
-             cblock).emit(kernel.part, parts)
+             cblock, affine(ev, a, a_batch)).emit(kernel.part, parts)
+
+
+def affine(ev: IndexEval, v: Value, prefix: Index):
+    """(pointer to v[prefix, 0, 0], row stride, column stride) when the matrix `v` is a kernel
+    operand or a strided view (transpose, reshape) of one; None otherwise."""
+    b = ev.b
+    if v in ev.ptr and v not in ev.consts:
+        ptr, strides = ev.ptr[v], _row_major(v.type.shape)
+    else:
+        node = ev.producer.get(v)
+        op = get_op(node.op) if node is not None else None
+        if op is None or op.kind != "movement" or op.view is None:
+            return None
+        x = node.inputs[0]
+        if x not in ev.ptr or x in ev.consts:
+            return None
+        ptr, strides = ev.ptr[x], tuple(op.view(x.type, v.type, **node.attrs))
+    offset = ZERO
+    for i, stride in zip(prefix, strides[:-2]):
+        if stride and i is not ZERO:
+            term = b.mul(i, ir.Constant(I64, stride))
+            offset = term if offset is ZERO else b.add(offset, term)
+    return b.gep(ptr, [offset], inbounds=True), strides[-2], strides[-1]
 
 
 def writes_in_place_ok(node: Node, target: Value, value: Value) -> bool:

@@ -81,14 +81,13 @@ class Gemm:
     """Emits one batch element's C = A @ B into a kernel, with `epilogue(i, j, c)` callbacks."""
 
     def __init__(self, b: ir.IRBuilder, dtype: str, m: int, n: int, k: int,
-                 read_a, read_b, epilogue, packed: ir.Value, cblock: ir.Value):
+                 read_a, read_b, epilogue, packed: ir.Value, cblock: ir.Value,
+                 affine_a: tuple[ir.Value, int, int] | None = None):
         self.b, self.dtype, self.m, self.n, self.k = b, dtype, m, n, k
+        self.affine_a = affine_a  # (pointer to A[0, 0], row stride, column stride) if strided
         self.read_a, self.read_b, self.epilogue = read_a, read_b, epilogue
         self.lanes, self.mr, self.nr, self.kc = tiles(dtype)
-        self.scalar = MEM_TYPES[dtype]
-        self.vec = ir.VectorType(self.scalar, self.lanes)
         self.packed, self.cblock = packed, cblock
-        self.fma = _vector_fma(b.module, self.vec, lanes_name(dtype, self.lanes))
 
     def i64(self, v: int) -> ir.Constant:
         return ir.Constant(I64, v)
@@ -133,9 +132,16 @@ class Gemm:
     def k_block(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
         self.pack_b(jc, ncur, ncp, pc, kcur)
         b = self.b
-        with for_range(b, ncp // self.nr, "jr") as jr, \
-                for_range(b, _round_up(self.m, self.mr) // self.mr, "ir") as ir_:
-            self.micro_tile(b.mul(ir_, self.i64(self.mr)), jr, ncp, pc, kcur)
+        if self.affine_a is not None:  # one shared, compiled-once tile loop for every kernel
+            ptr, s_i, s_k = self.affine_a
+            a_ptr = b.gep(ptr, [b.mul(pc, self.i64(s_k))], inbounds=True)
+            b.call(shared_tiles(b.module, self.dtype),
+                   [a_ptr, self.i64(s_i), self.i64(s_k), self.i64(self.m), self.packed,
+                    self.i64(kcur), self.cblock, self.i64(ncp)])
+            return
+        tiles_ = Tiles(b, self.dtype)
+        tiles_.emit(lambda r, k: self.read_a(r, b.add(pc, k)), self.i64(self.m), self.packed,
+                    self.i64(kcur), self.cblock, self.i64(ncp))
 
     def pack_b(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
         """packed[jr][p][jj] = B[pc + p, jc + jr*NR + jj], zero past column ncur."""
@@ -150,17 +156,40 @@ class Gemm:
             offset = b.add(b.mul(b.add(b.mul(jr, self.i64(kcur)), p), self.i64(nr)), jj)
             store(b, value, self.packed, offset, self.dtype)
 
-    def micro_tile(self, i0, jr, ncp: int, pc, kcur: int) -> None:
-        """C[i0:i0+MR, jr*NR:(jr+1)*NR] += A[i0:, pc:pc+kcur] @ packed panel, in registers."""
+
+
+class Tiles:
+    """The register-tiled inner loops over one packed block: for each NR panel of B and each
+    MR rows of A, an MR x NR tile of C is loaded, updated with kcur vector FMAs per row, and
+    stored. Sizes may be run-time values (the shared tile function serves every kernel)."""
+
+    def __init__(self, b: ir.IRBuilder, dtype: str):
+        self.b, self.dtype = b, dtype
+        self.lanes, self.mr, self.nr, _ = tiles(dtype)
+        self.vec = ir.VectorType(MEM_TYPES[dtype], self.lanes)
+        self.fma = _vector_fma(b.module, self.vec, lanes_name(dtype, self.lanes))
+
+    def i64(self, v: int) -> ir.Constant:
+        return ir.Constant(I64, v)
+
+    def emit(self, read_a, m, packed, kcur, cblock, ncp) -> None:
+        b = self.b
+        row_tiles = b.udiv(b.add(m, self.i64(self.mr - 1)), self.i64(self.mr))
+        with for_span(b, self.i64(0), b.udiv(ncp, self.i64(self.nr)), "jr") as jr, \
+                for_span(b, self.i64(0), row_tiles, "ir") as it:
+            self.tile(read_a, m, packed, kcur, cblock, ncp, b.mul(it, self.i64(self.mr)), jr)
+
+    def tile(self, read_a, m, packed, kcur, cblock, ncp, i0, jr) -> None:
         b, mr, nv, lanes = self.b, self.mr, self.nr // self.lanes, self.lanes
-        rows = [b.select(b.icmp_signed("<", r, self.i64(self.m)), r, self.i64(self.m - 1))
+        last = b.sub(m, self.i64(1))
+        rows = [b.select(b.icmp_signed("<", r, m), r, last)
                 for r in (b.add(i0, self.i64(t)) for t in range(mr))]
         col0 = b.mul(jr, self.i64(self.nr))
-        c_ptrs = [[self.vec_ptr(self.cblock, b.add(b.mul(b.add(i0, self.i64(t)), self.i64(ncp)),
-                                                   b.add(col0, self.i64(v * lanes))))
+        c_ptrs = [[self.vec_ptr(cblock, b.add(b.mul(b.add(i0, self.i64(t)), ncp),
+                                              b.add(col0, self.i64(v * lanes))))
                    for v in range(nv)] for t in range(mr)]
         acc0 = [[b.load(p, align=4) for p in row] for row in c_ptrs]
-        panel = b.mul(jr, self.i64(kcur * self.nr))
+        panel = b.mul(b.mul(jr, kcur), self.i64(self.nr))
         pre = b.block
         head = b.append_basic_block("uk.body")
         done = b.append_basic_block("uk.end")
@@ -175,22 +204,21 @@ class Gemm:
                 phi = b.phi(self.vec, f"acc{t}_{v}")
                 phi.add_incoming(acc0[t][v], pre)
                 accs[t].append(phi)
-        bvecs = [b.load(self.vec_ptr(self.packed, b.add(panel, b.add(
+        bvecs = [b.load(self.vec_ptr(packed, b.add(panel, b.add(
             b.mul(p, self.i64(self.nr)), self.i64(v * lanes)))), align=4) for v in range(nv)]
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        undef = ir.Constant(self.vec, ir.Undefined)
         new = []
         for t in range(mr):
-            a = self.read_a(rows[t], b.add(pc, p))
-            splat = b.shuffle_vector(b.insert_element(ir.Constant(self.vec, ir.Undefined), a,
-                                                      self.i64(0)),
-                                     ir.Constant(self.vec, ir.Undefined),
-                                     ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+            a = read_a(rows[t], p)
+            splat = b.shuffle_vector(b.insert_element(undef, a, self.i64(0)), undef, zeros)
             new.append([b.call(self.fma, [splat, bvecs[v], accs[t][v]]) for v in range(nv)])
         nxt = b.add(p, self.i64(1), flags=("nuw", "nsw"))
         p.add_incoming(nxt, b.block)
         for t in range(mr):
             for v in range(nv):
                 accs[t][v].add_incoming(new[t][v], b.block)
-        b.cbranch(b.icmp_signed("<", nxt, self.i64(kcur)), head, done)
+        b.cbranch(b.icmp_signed("<", nxt, kcur), head, done)
         b.position_at_end(done)
         for t in range(mr):
             for v in range(nv):
@@ -198,3 +226,29 @@ class Gemm:
 
     def vec_ptr(self, base: ir.Value, offset: ir.Value) -> ir.Value:
         return self.b.bitcast(self.b.gep(base, [offset], inbounds=True), self.vec.as_pointer())
+
+
+def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
+    """`void tiles(A*, i64 stride_i, i64 stride_k, i64 m, B packed*, i64 kcur, C*, i64 ncp)`,
+    emitted once per module and dtype, for kernels whose A is a strided view of an operand."""
+    name = f"graphc.gemm_tiles.{dtype}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    ptr = MEM_TYPES[dtype].as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, I64, I64, I64, ptr, I64, ptr,
+                                                            I64]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
+    a, s_i, s_k, m, packed, kcur, cblock, ncp = fn.args
+    for arg in (packed, cblock):
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def read_a(row, k):
+        return load(b, a, b.add(b.mul(row, s_i), b.mul(k, s_k)), dtype)
+
+    Tiles(b, dtype).emit(read_a, m, packed, kcur, cblock, ncp)
+    b.ret_void()
+    return fn

