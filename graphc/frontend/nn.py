@@ -55,9 +55,12 @@ def gelu(x, approximate: str = "none"):
 
 def clip(x, min=None, max=None):
     """ONNX Clip: bounds are scalars or tensors; a missing bound is +-inf (int range for i64)."""
-    lo = -math.inf if min is None else min
-    hi = math.inf if max is None else max
-    return _apply("clip", x, lo, hi)
+    if x.type.is_float:
+        lo, hi = -math.inf, math.inf
+    else:
+        info = np.iinfo(x.type.np_dtype) if x.dtype != "bool" else None
+        lo, hi = (info.min, info.max) if info is not None else (False, True)
+    return _apply("clip", x, lo if min is None else min, hi if max is None else max)
 
 
 def prelu(x, slope):
