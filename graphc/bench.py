@@ -39,6 +39,7 @@ MODULE_OF = {"graphc": "llvmlite", "numpy": "numpy", "numpy-avx512": "numpy",
              "torch": "torch", "torch-compile": "torch", "jax": "jax"}
 LOSS_RTOL = 1e-3
 LR = 0.01
+BUSY_LOAD = 0.7  # a 1-minute load average above this when the bench starts earns a warning
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "GRAPHC_NUM_THREADS")
 
@@ -366,6 +367,8 @@ def format_report(report: BenchReport) -> str:
         lines.append(f"machine: {report.machine['cpu']}, {report.machine['cpus']} cpus, "
                      f"load average {load[0]:.2f} at start; first losses agree within "
                      f"rtol {LOSS_RTOL:g}" + ("" if not report.failed else " except as noted"))
+        if load[0] > BUSY_LOAD:
+            lines.append("warning: other processes were using the cpus; times may be inflated")
     return "\n".join(lines)
 
 
