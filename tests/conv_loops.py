@@ -1,9 +1,12 @@
 """Convolution and pooling by direct loops over output positions, written from the ONNX
 operator text (Conv, MaxPool, AveragePool): the independent formulas the conv/pool tests use.
+Windows and pools take any number d of spatial axes (d = len(kernel)).
 
 Input: NumPy arrays and the ops' attributes. Output: NumPy arrays (no graphc involved).
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -14,34 +17,43 @@ def _size(n, k, s, before, after, d, ceil_mode=False):
     return out - 1 if ceil_mode and (out - 1) * s >= n + before else out
 
 
-def windows_loop(x, kernel, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), value=0.0):
-    n, c, h, w = x.shape[:4]
-    oh = _size(h, kernel[0], strides[0], pads[0], pads[2], dilations[0])
-    ow = _size(w, kernel[1], strides[1], pads[1], pads[3], dilations[1])
-    out = np.full((n, c, oh, ow, *kernel), value, x.dtype)
-    for a in range(oh):
-        for b in range(ow):
-            for i in range(kernel[0]):
-                for j in range(kernel[1]):
-                    r = a * strides[0] + i * dilations[0] - pads[0]
-                    q = b * strides[1] + j * dilations[1] - pads[1]
-                    if 0 <= r < h and 0 <= q < w:
-                        out[:, :, a, b, i, j] = x[:, :, r, q, i, j] if x.ndim == 6 else x[:, :, r, q]
-    return out
+def _fill(kernel, strides, pads, dilations):
+    d = len(kernel)
+    return (tuple(strides or (1,) * d), tuple(pads or (0,) * (2 * d)),
+            tuple(dilations or (1,) * d))
 
 
-def col2im_loop(g, size, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1)):
-    n, c, oh, ow, kh, kw = g.shape
-    out = np.zeros((n, c, *size, kh, kw), g.dtype)
-    for a in range(oh):
-        for b in range(ow):
-            for i in range(kh):
-                for j in range(kw):
-                    r = a * strides[0] + i * dilations[0] - pads[0]
-                    q = b * strides[1] + j * dilations[1] - pads[1]
-                    if 0 <= r < size[0] and 0 <= q < size[1]:
-                        out[:, :, r, q, i, j] = g[:, :, a, b, i, j]
-    return out
+def _taps(out_pos, kernel, strides, pads, dilations):
+    """(tap, input position) for every kernel tap of the window at `out_pos`."""
+    for tap in itertools.product(*map(range, kernel)):
+        yield tap, tuple(o * s + k * dl - p for o, k, s, dl, p
+                         in zip(out_pos, tap, strides, dilations, pads))
+
+
+def windows_loop(x, kernel, strides=None, pads=None, dilations=None, value=0.0):
+    d = len(kernel)
+    strides, pads, dilations = _fill(kernel, strides, pads, dilations)
+    size = x.shape[2:2 + d]
+    outs = [_size(size[a], kernel[a], strides[a], pads[a], pads[d + a], dilations[a])
+            for a in range(d)]
+    y = np.full(x.shape[:2] + tuple(outs) + tuple(kernel), value, x.dtype)
+    for o in itertools.product(*map(range, outs)):
+        for tap, r in _taps(o, kernel, strides, pads, dilations):
+            if all(0 <= r[a] < size[a] for a in range(d)):
+                y[(..., *o, *tap)] = x[(..., *r, *tap)] if x.ndim == 2 + 2 * d else x[(..., *r)]
+    return y
+
+
+def col2im_loop(g, size, strides=None, pads=None, dilations=None):
+    d = len(size)
+    outs, kernel = g.shape[2:2 + d], g.shape[2 + d:]
+    strides, pads, dilations = _fill(kernel, strides, pads, dilations)
+    y = np.zeros(g.shape[:2] + tuple(size) + kernel, g.dtype)
+    for o in itertools.product(*map(range, outs)):
+        for tap, r in _taps(o, kernel, strides, pads, dilations):
+            if all(0 <= r[a] < size[a] for a in range(d)):
+                y[(..., *r, *tap)] = g[(..., *o, *tap)]
+    return y
 
 
 def conv_loop(x, w, b=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1):
@@ -63,24 +75,32 @@ def conv_loop(x, w, b=None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
     return y.astype(x.dtype)
 
 
-def pool_loop(x, kernel_shape, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-              ceil_mode=False, kind="max", count_include_pad=False):
-    n, c, h, w = x.shape
-    oh = _size(h, kernel_shape[0], strides[0], pads[0], pads[2], dilations[0], ceil_mode)
-    ow = _size(w, kernel_shape[1], strides[1], pads[1], pads[3], dilations[1], ceil_mode)
-    y = np.zeros((n, c, oh, ow), np.float64)
-    for a in range(oh):
-        for b in range(ow):
-            vals, count = [], 0
-            for i in range(kernel_shape[0]):
-                for j in range(kernel_shape[1]):
-                    r = a * strides[0] + i * dilations[0] - pads[0]
-                    q = b * strides[1] + j * dilations[1] - pads[1]
-                    if 0 <= r < h and 0 <= q < w:
-                        vals.append(x[:, :, r, q])
-                    if count_include_pad and -pads[0] <= r < h + pads[2] and \
-                            -pads[1] <= q < w + pads[3] or (0 <= r < h and 0 <= q < w):
-                        count += 1
-            stack = np.stack(vals)
-            y[:, :, a, b] = stack.max(0) if kind == "max" else stack.sum(0) / count
-    return y.astype(x.dtype)
+def pool_loop(x, kernel_shape, strides=None, pads=None, dilations=None, ceil_mode=False,
+              kind="max", count_include_pad=False, storage_order=0):
+    """kind "max", "avg", or "index": ONNX MaxPool's Indices, the flat index into x (row-major,
+    or column-major spatial axes for storage_order=1) of the first maximum in scan order."""
+    d = len(kernel_shape)
+    strides, pads, dilations = _fill(kernel_shape, strides, pads, dilations)
+    n, c, size = x.shape[0], x.shape[1], x.shape[2:]
+    outs = [_size(size[a], kernel_shape[a], strides[a], pads[a], pads[d + a], dilations[a],
+                  ceil_mode) for a in range(d)]
+    y = np.zeros((n, c, *outs), np.int64 if kind == "index" else np.float64)
+    order = list(range(d))[::-1] if storage_order else list(range(d))
+    for b, ch in itertools.product(range(n), range(c)):
+        for o in itertools.product(*map(range, outs)):
+            best, where, total, count = -np.inf, -1, 0.0, 0
+            for _, r in _taps(o, kernel_shape, strides, pads, dilations):
+                inside = all(0 <= r[a] < size[a] for a in range(d))
+                if inside:
+                    v = x[(b, ch, *r)]
+                    total += v
+                    if v > best:
+                        flat = 0
+                        for a in order:
+                            flat = flat * size[a] + r[a]
+                        best, where = v, (b * c + ch) * int(np.prod(size)) + flat
+                if inside or count_include_pad and all(
+                        -pads[a] <= r[a] < size[a] + pads[d + a] for a in range(d)):
+                    count += 1
+            y[(b, ch, *o)] = {"max": best, "avg": total / max(count, 1), "index": where}[kind]
+    return y if kind == "index" else y.astype(x.dtype)

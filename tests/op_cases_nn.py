@@ -316,6 +316,16 @@ def _avg_loop(**attrs):
     return lambda x: pool_loop(x, kind="avg", **attrs)
 
 
+def _pool_case(name, spec, kind, gen=None, grad=True, **attrs):
+    """A pooling case (max, avg or index) checked against tests/conv_loops.pool_loop."""
+    return case(name, spec, lambda x: pool_loop(x, kind=kind, **attrs),
+                gen or (distinct() if kind != "avg" else None), grad, **attrs)
+
+
+_P3D = {"kernel_shape": (2, 2, 3), "strides": (2, 1, 2), "pads": (1, 0, 1, 0, 1, 1),
+        "dilations": (1, 2, 1)}
+
+
 def _attrs_call(fn, *args, **attrs):
     """fn(*operands, *args, **attrs): an expected formula with the case's settings bound."""
     return lambda *xs: fn(*xs, *args, **attrs)
@@ -327,6 +337,9 @@ def _conv_case(name, spec, **attrs):
 
 _W1 = {"kernel": (2, 3), "strides": (1, 2), "pads": (1, 0, 0, 2), "dilations": (1, 1)}
 _W2 = {"kernel": (2, 2), "strides": (2, 1), "pads": (0, 1, 2, 0), "dilations": (2, 2)}
+_W1D = {"kernel": (3,), "strides": (2,), "pads": (1, 2), "dilations": (1,)}
+_W3D_ADJ = {"strides": (2, 1, 1), "pads": (1, 0, 1, 0, 1, 0), "dilations": (1, 2, 1)}
+_W3D = {"kernel": (2, 2, 2), **_W3D_ADJ}
 CONV = {
     "windows": [
         case("f32_asym", "f32[1,2,4,5]", _attrs_call(windows_loop, **_W1), **_W1),
@@ -335,15 +348,19 @@ CONV = {
                                                       value=-1.5), kernel=(2, 2),
              pads=(1, 1, 1, 1), value=-1.5),
         case("f64_6d", "f64[1,2,4,5,2,3]", _attrs_call(windows_loop, **_W1), **_W1),
+        case("f64_1d", "f64[2,1,6]", _attrs_call(windows_loop, **_W1D), **_W1D),
+        case("f32_3d", "f32[1,2,3,4,3]", _attrs_call(windows_loop, **_W3D), **_W3D),
         bad("rank", "f32[2,4,5]", "must be", kernel=(2, 2)),
         bad("too_big", "f32[1,1,2,2]", "does not fit", kernel=(3, 3)),
-        bad("pads", "f32[1,1,4,4]", "pads 4", kernel=(2, 2), pads=(1, 1))],
+        bad("pads", "f32[1,1,4,4]", "pads 2", kernel=(2, 2), pads=(1, 1))],
     "col2im": [
         case("f32_asym", "f32[1,2,4,3,2,3]", _attrs_call(col2im_loop, (4, 5), (1, 2), (1, 0, 0, 2)),
              size=(4, 5), strides=(1, 2), pads=(1, 0, 0, 2)),
         case("f64_dilated", "f64[2,1,3,3,2,2]", _attrs_call(col2im_loop, (5, 4), (2, 1),
                                                             (0, 1, 2, 0), (2, 2)),
              size=(5, 4), strides=(2, 1), pads=(0, 1, 2, 0), dilations=(2, 2)),
+        case("f64_3d", "f64[1,2,2,3,3,2,2,2]", _attrs_call(col2im_loop, (3, 4, 3), **_W3D_ADJ),
+             size=(3, 4, 3), **_W3D_ADJ),
         bad("windows", "f32[1,1,3,3,2,2]", "windows", size=(5, 5))],
     "conv2d": [
         _conv_case("f32_bias", "f32[2,3,5,5] f32[4,3,3,3] f32[4]"),
@@ -357,7 +374,7 @@ CONV = {
         bad("channels", "f32[1,3,5,5] f32[4,2,3,3]", "do not fit"),
         bad("bias", "f32[1,3,5,5] f32[4,3,3,3] f32[3]", "bias must be"),
         bad("dtype", "f32[1,3,5,5] f64[4,3,3,3]", "one float dtype")],
-    "max_pool2d": [
+    "max_pool": [
         case("f32_2x2", "f32[2,2,4,6]", _attrs_call(pool_loop, (2, 2), (2, 2)), distinct(),
              kernel_shape=(2, 2), strides=(2, 2)),
         case("f64_ceil_pads", "f64[1,2,5,5]", _attrs_call(pool_loop, (3, 2), (2, 2), (1, 0, 0, 1),
@@ -366,8 +383,23 @@ CONV = {
         case("f32_dilated", "f32[1,1,5,6]", _attrs_call(pool_loop, (2, 2), (1, 2), (0, 0, 0, 0),
                                                         (2, 1)), distinct(),
              kernel_shape=(2, 2), strides=(1, 2), dilations=(2, 1)),
-        bad("rank", "f32[2,4,4]", "N,C,H,W", kernel_shape=(2, 2))],
-    "avg_pool2d": [
+        _pool_case("f64_1d_ceil", "f64[2,2,7]", "max", kernel_shape=(3,), strides=(2,),
+                   pads=(1, 0), ceil_mode=True),
+        _pool_case("f64_3d", "f64[1,2,4,3,5]", "max", **_P3D),
+        _pool_case("f32_3d_ties", "f32[1,1,3,3,3]", "max", values([1.0, 2.0, 2.0, 0.0]),
+                   grad=False, kernel_shape=(2, 2, 2)),
+        bad("rank", "f32[2,4,4]", "rank 4", kernel_shape=(2, 2))],
+    "max_pool_indices": [
+        _pool_case("f32_2d", "f32[2,2,4,5]", "index", kernel_shape=(2, 3), strides=(2, 1),
+                   pads=(1, 0, 0, 1)),
+        _pool_case("f64_2d_column_major", "f64[1,2,5,4]", "index", kernel_shape=(2, 2),
+                   strides=(2, 2), ceil_mode=True, storage_order=1),
+        _pool_case("f32_ties", "f32[1,1,4,4]", "index", values([1.0, 1.0, 0.0]),
+                   kernel_shape=(3, 3)),
+        _pool_case("f64_1d", "f64[1,3,6]", "index", kernel_shape=(2,), dilations=(2,)),
+        _pool_case("f64_3d", "f64[2,1,3,4,3]", "index", **_P3D),
+        bad("i64", "i64[1,1,4,4]", "float", kernel_shape=(2, 2))],
+    "avg_pool": [
         case("f32_2x2", "f32[2,2,4,6]", _avg_loop(kernel_shape=(2, 2), strides=(2, 2)),
              kernel_shape=(2, 2), strides=(2, 2)),
         case("f64_pads_exclude", "f64[1,2,5,5]", _avg_loop(kernel_shape=(3, 3), strides=(2, 2),
@@ -379,6 +411,11 @@ CONV = {
         case("f32_ceil", "f32[1,2,5,5]", _avg_loop(kernel_shape=(2, 2), strides=(2, 2),
                                                    ceil_mode=True),
              kernel_shape=(2, 2), strides=(2, 2), ceil_mode=True),
+        _pool_case("f64_1d_include", "f64[2,1,6]", "avg", kernel_shape=(3,), pads=(2, 1),
+                   count_include_pad=True),
+        _pool_case("f64_3d_ceil_include", "f64[1,2,4,3,5]", "avg", ceil_mode=True,
+                   count_include_pad=True, **_P3D),
+        _pool_case("f32_3d_exclude", "f32[1,1,3,4,4]", "avg", **_P3D),
         bad("i64", "i64[1,1,4,4]", "float", kernel_shape=(2, 2))],
 }
 

@@ -1,8 +1,8 @@
 """Convolution and pooling against direct NumPy loops (tests/op_cases_nn.py), compiled and
 interpreted, with gradients by central differences on tiny shapes.
 
-Covers asymmetric pads, strides, dilations, groups and depthwise convolution, ceil_mode and
-count_include_pad, the ONNX auto_pad helper, and (where PyTorch is installed) gradients against
+Covers asymmetric pads, strides, dilations, groups and depthwise convolution, 1-D, 2-D and 3-D
+pooling with ceil_mode and count_include_pad, MaxPool's Indices, the ONNX auto_pad helper, and (where PyTorch is installed) gradients against
 an independent framework.
 """
 from __future__ import annotations
@@ -88,13 +88,20 @@ POOLS = {  # name: (x shape, kind, attrs)
                                                    "count_include_pad": True}),
     "avg_ceil": ((1, 1, 5, 7), "avg", {"kernel_shape": (3, 2), "strides": (3, 2),
                                        "ceil_mode": True}),
+    "max_1d": ((2, 2, 9), "max", {"kernel_shape": (3,), "strides": (2,), "pads": (1, 1),
+                                  "ceil_mode": True}),
+    "max_3d_dilated": ((1, 2, 5, 4, 6), "max", {"kernel_shape": (2, 2, 3), "strides": (2, 1, 2),
+                                                "dilations": (2, 1, 1), "pads": (0, 1, 1, 1, 0, 1)}),
+    "avg_3d_include_ceil": ((1, 1, 5, 5, 4), "avg", {"kernel_shape": (3, 2, 2),
+                                                     "strides": (2, 2, 3), "pads": (1, 0, 0, 1, 1, 0),
+                                                     "ceil_mode": True, "count_include_pad": True}),
 }
 
 
 def _pool_graph(xs, kind, attrs, dtype="f64"):
     b = gc.GraphBuilder("pool")
     x = b.input("x", xs, dtype)
-    y = (gc.max_pool2d if kind == "max" else gc.avg_pool2d)(x, **attrs)
+    y = (gc.max_pool if kind == "max" else gc.avg_pool)(x, **attrs)
     r = gc.constant(b, np.random.default_rng(2).uniform(0.5, 1.5, y.shape), dtype)
     return b.build({"y": y, "loss": gc.sum(y * r)})
 
@@ -170,3 +177,15 @@ def test_gradients_match_pytorch():
     for k in "xwb":
         np.testing.assert_allclose(grads[k], data[f"grad_{k}"], rtol=1e-10, atol=1e-12,
                                    err_msg=k)
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_max_pool_indices_match_direct_loop(storage_order):
+    attrs = {"kernel_shape": (2, 3), "strides": (2, 2), "pads": (1, 1, 0, 1), "ceil_mode": True}
+    x = _distinct((2, 3, 5, 6), np.float32)
+    b = gc.GraphBuilder("indices")
+    xi = b.input("x", x.shape, "f32")
+    graph = b.build({"i": gc.max_pool_indices(xi, storage_order=storage_order, **attrs)})
+    want = pool_loop(x, kind="index", storage_order=storage_order, **attrs)
+    np.testing.assert_array_equal(gc.interpret(graph, {"x": x})["i"], want)
+    np.testing.assert_array_equal(gc.compile(graph).run({"x": x})["i"], want)

@@ -182,25 +182,35 @@ def mean_of(xs: Sequence[Tensor]) -> Tensor:
     return builtins.sum(xs[1:], xs[0]) / len(xs)
 
 
-# --- convolution and pooling (NCHW; pads are (top, left, bottom, right)) ------------------------
-def _pair(v, name: str) -> tuple[int, int]:
-    v = (v, v) if isinstance(v, int) else tuple(v)
-    if len(v) != 2:
-        raise ValueError(f"{name} needs 1 or 2 values, got {v}")
+# --- convolution and pooling (NC + spatial axes; pads are all begins, then all ends) ----------
+def _spatial(v, d: int, name: str) -> tuple[int, ...]:
+    """An int (the same on every spatial axis), one value per axis, or None (1s)."""
+    v = (1 if v is None else v,) * d if v is None or isinstance(v, int) else tuple(v)
+    if len(v) != d:
+        raise ValueError(f"{name} needs 1 or {d} values, got {v}")
     return tuple(int(a) for a in v)
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    return _spatial(v, 2, name)
+
+
+def _pads(pads, d: int) -> tuple[int, ...]:
+    """An int, one pad per axis (both ends), ONNX's (begins..., ends...), or None (0s)."""
+    pads = (pads or 0,) * (2 * d) if pads is None or isinstance(pads, int) else tuple(pads)
+    return tuple(int(p) for p in (pads * 2 if len(pads) == d else pads))
 
 
 def _pads4(pads) -> tuple[int, int, int, int]:
     """An int, (pad_h, pad_w) or ONNX's (top, left, bottom, right)."""
-    pads = (pads,) * 4 if isinstance(pads, int) else tuple(pads)
-    return tuple(int(p) for p in (pads * 2 if len(pads) == 2 else pads))
+    return _pads(pads, 2)
 
 
 def auto_pads(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-              dilations: Sequence[int], auto_pad: str) -> tuple[int, int, int, int]:
-    """ONNX auto_pad (SAME_UPPER, SAME_LOWER, VALID) as explicit (top, left, bottom, right)."""
+              dilations: Sequence[int], auto_pad: str) -> tuple[int, ...]:
+    """ONNX auto_pad (SAME_UPPER, SAME_LOWER, VALID) as explicit (begins..., ends...)."""
     if auto_pad in ("VALID", "NOTSET"):
-        return (0, 0, 0, 0)
+        return (0,) * (2 * len(size))
     begin, end = [], []
     for n, k, s, d in zip(size, kernel, strides, dilations):
         total = builtins.max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)
@@ -211,15 +221,20 @@ def auto_pads(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int]
 
 
 def windows(x: Tensor, kernel, strides=1, pads=0, dilations=1, value: float = 0.0) -> Tensor:
-    """im2col: [N,C,H,W] -> [N,C,OH,OW,KH,KW] (`value` where a window reads padding)."""
-    return _apply("windows", x, kernel=_pair(kernel, "kernel"), strides=_pair(strides, "strides"),
-                  pads=_pads4(pads), dilations=_pair(dilations, "dilations"), value=value)
+    """im2col: [N,C,*S] -> [N,C,*O,*K] (`value` where a window reads padding); an int kernel
+    means a 2-D one."""
+    d = 2 if isinstance(kernel, int) else len(kernel)
+    return _apply("windows", x, kernel=_spatial(kernel, d, "kernel"),
+                  strides=_spatial(strides, d, "strides"), pads=_pads(pads, d),
+                  dilations=_spatial(dilations, d, "dilations"), value=value)
 
 
 def col2im(g: Tensor, size, strides=1, pads=0, dilations=1) -> Tensor:
-    """windows' adjoint: [N,C,OH,OW,KH,KW] -> [N,C,H,W,KH,KW]."""
-    return _apply("col2im", g, size=_pair(size, "size"), strides=_pair(strides, "strides"),
-                  pads=_pads4(pads), dilations=_pair(dilations, "dilations"))
+    """windows' adjoint: [N,C,*O,*K] -> [N,C,*S,*K] (an int size means a 2-D one)."""
+    d = 2 if isinstance(size, int) else len(size)
+    return _apply("col2im", g, size=_spatial(size, d, "size"),
+                  strides=_spatial(strides, d, "strides"), pads=_pads(pads, d),
+                  dilations=_spatial(dilations, d, "dilations"))
 
 
 def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, strides=1, pads=0, dilations=1,
@@ -230,21 +245,36 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, strides=1, pads=0, dil
                   dilations=_pair(dilations, "dilations"), group=int(group))
 
 
-def max_pool2d(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
-               ceil_mode: bool = False) -> Tensor:
-    """ONNX MaxPool (strides default to 1, like ONNX; pass strides=kernel for the usual pool)."""
-    return _apply("max_pool2d", x, kernel_shape=_pair(kernel_shape, "kernel_shape"),
-                  strides=_pair(1 if strides is None else strides, "strides"), pads=_pads4(pads),
-                  dilations=_pair(dilations, "dilations"), ceil_mode=bool(ceil_mode))
+def _pool(op: str, x: Tensor, kernel_shape, strides, pads, dilations, ceil_mode, **attrs):
+    d = x.ndim - 2
+    return _apply(op, x, kernel_shape=_spatial(kernel_shape, d, "kernel_shape"),
+                  strides=_spatial(1 if strides is None else strides, d, "strides"),
+                  pads=_pads(pads, d), dilations=_spatial(dilations, d, "dilations"),
+                  ceil_mode=bool(ceil_mode), **attrs)
 
 
-def avg_pool2d(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
-               ceil_mode: bool = False, count_include_pad: bool = False) -> Tensor:
-    """ONNX AveragePool."""
-    return _apply("avg_pool2d", x, kernel_shape=_pair(kernel_shape, "kernel_shape"),
-                  strides=_pair(1 if strides is None else strides, "strides"), pads=_pads4(pads),
-                  dilations=_pair(dilations, "dilations"), ceil_mode=bool(ceil_mode),
-                  count_include_pad=bool(count_include_pad))
+def max_pool(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+             ceil_mode: bool = False) -> Tensor:
+    """ONNX MaxPool over x's spatial axes [N,C,*S] (strides default to 1, like ONNX; pass
+    strides=kernel for the usual pool)."""
+    return _pool("max_pool", x, kernel_shape, strides, pads, dilations, ceil_mode)
+
+
+def max_pool_indices(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+                     ceil_mode: bool = False, storage_order: int = 0) -> Tensor:
+    """ONNX MaxPool's Indices output: i64 flat index into x of each window's first maximum."""
+    return _pool("max_pool_indices", x, kernel_shape, strides, pads, dilations, ceil_mode,
+                 storage_order=int(storage_order))
+
+
+def avg_pool(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+             ceil_mode: bool = False, count_include_pad: bool = False) -> Tensor:
+    """ONNX AveragePool over x's spatial axes."""
+    return _pool("avg_pool", x, kernel_shape, strides, pads, dilations, ceil_mode,
+                 count_include_pad=bool(count_include_pad))
+
+
+max_pool2d, avg_pool2d = max_pool, avg_pool  # the 2-D names the models use
 
 
 def global_avg_pool(x: Tensor) -> Tensor:

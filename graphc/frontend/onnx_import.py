@@ -57,6 +57,7 @@ def load_onnx(model: str | os.PathLike | onnx.ModelProto,
     """Import an ONNX model as a graphc Graph (see the module docstring)."""
     proto, file_name, base_dir = read_model(model)
     proto = upgrade_opset(proto, file_name)
+    check_value_types(proto, file_name)
     check_supported(proto, file_name)
     return _Importer(proto, file_name, base_dir, dict(input_shapes or {})).run()
 
@@ -126,6 +127,29 @@ def upgrade_opset(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
 
 
 # --- support check, before anything is built -----------------------------------------------
+def _value_type_problem(vi: onnx.ValueInfoProto) -> str | None:
+    """Why graphc cannot hold a graph input/output (a sequence, map, optional or string...)."""
+    kind = vi.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return f"an ONNX {(kind or 'untyped').replace('_type', '')} value, but graphc " \
+               f"values are tensors"
+    try:
+        onnx_dtype(vi.type.tensor_type.elem_type, "")
+    except GraphcError as err:
+        return str(err).lstrip(": ")
+    return None
+
+
+def check_value_types(proto: onnx.ModelProto, where: str) -> None:
+    """One GraphcError listing every graph input and output graphc has no type for."""
+    bad = [f"  {role} {vi.name!r}: {problem}"
+           for role, values in (("input", proto.graph.input), ("output", proto.graph.output))
+           for vi in values if (problem := _value_type_problem(vi)) is not None]
+    if bad:
+        raise GraphcError(f"{where}: {len(bad)} graph input(s)/output(s) have types graphc does "
+                          f"not support:\n" + "\n".join(bad))
+
+
 def node_label(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"{node.op_type}#{index}"
 

@@ -64,27 +64,26 @@ def ArgMin(data, axis=0, keepdims=1, select_last_index=0):
     return N.arg_min(data, axis, bool(keepdims), bool(select_last_index))
 
 
-# --- convolution and pooling (2-D) -------------------------------------------------------------
-def _window(X, kernel_shape, strides, pads, dilations, auto_pad, op):
-    if X.ndim != 4:
-        raise GraphcError(f"{op}: graphc supports 1-D and 2-D windows, got input "
-                          f"{list(X.shape)}")
-    strides = tuple(strides or (1, 1))
-    dilations = tuple(dilations or (1, 1))
+# --- convolution (2-D, and 1-D as height 1) and pooling (any spatial rank) ---------------------
+def _window(X, kernel_shape, strides, pads, dilations, auto_pad):
+    """ONNX window attributes filled in: strides/dilations default to 1, pads to 0, and
+    auto_pad (SAME_UPPER, SAME_LOWER, VALID) becomes explicit pads."""
+    d = X.ndim - 2
+    strides = tuple(strides or (1,) * d)
+    dilations = tuple(dilations or (1,) * d)
     if auto_pad not in ("NOTSET", ""):
         pads = N.auto_pads(X.shape[2:], kernel_shape, strides, dilations, auto_pad)
-    return strides, tuple(pads or (0, 0, 0, 0)), dilations
+    return strides, tuple(pads or (0,) * (2 * d)), dilations
 
 
 def _as_2d(fn):
-    """1-D windows run as 2-D ones of height 1: [N, C, L] -> [N, C, 1, L] and back."""
-    def wrapped(X, *args, kernel_shape=None, pads=None, strides=None, dilations=None, **kw):
+    """1-D convolutions run as 2-D ones of height 1: [N, C, L] -> [N, C, 1, L] and back."""
+    def wrapped(X, W, *args, kernel_shape=None, pads=None, strides=None, dilations=None, **kw):
         if X.ndim != 3:
-            return fn(X, *args, kernel_shape=kernel_shape, pads=pads, strides=strides,
+            return fn(X, W, *args, kernel_shape=kernel_shape, pads=pads, strides=strides,
                       dilations=dilations, **kw)
-        args = [F.reshape(a, a.shape[:2] + (1,) + a.shape[2:]) if k == 0 and a.ndim == 3
-                else a for k, a in enumerate(args)]  # Conv's weight
-        y = fn(F.reshape(X, X.shape[:2] + (1,) + X.shape[2:]), *args,
+        y = fn(F.reshape(X, X.shape[:2] + (1,) + X.shape[2:]),
+               F.reshape(W, W.shape[:2] + (1,) + W.shape[2:]), *args,
                kernel_shape=None if kernel_shape is None else (1, *kernel_shape),
                pads=None if pads is None else (0, pads[0], 0, pads[1]),
                strides=None if strides is None else (1, *strides),
@@ -97,27 +96,29 @@ def _as_2d(fn):
 @_as_2d
 def Conv(X, W, B=None, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
          pads=None, strides=None):
+    if X.ndim != 4:
+        raise GraphcError(f"Conv: graphc supports 1-D and 2-D convolutions, got input "
+                          f"{list(X.shape)}")
     strides, pads, dilations = _window(X, kernel_shape or W.shape[2:], strides, pads, dilations,
-                                       auto_pad, "Conv")
+                                       auto_pad)
     return N.conv2d(X, W, B, strides, pads, dilations, group)
 
 
-@_as_2d
 def MaxPool(X, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
             storage_order=0, strides=None):
-    strides, pads, dilations = _window(X, kernel_shape, strides, pads, dilations, auto_pad,
-                                       "MaxPool")
-    y = N.max_pool2d(as_float(X), kernel_shape, strides, pads, dilations, bool(ceil_mode))
-    return back_to(y, X)
+    """Y and the int64 Indices (computed only when the model reads them)."""
+    strides, pads, dilations = _window(X, kernel_shape, strides, pads, dilations, auto_pad)
+    x = as_float(X)
+    y = N.max_pool(x, kernel_shape, strides, pads, dilations, bool(ceil_mode))
+    return back_to(y, X), N.max_pool_indices(x, kernel_shape, strides, pads, dilations,
+                                             bool(ceil_mode), storage_order)
 
 
-@_as_2d
 def AveragePool(X, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
                 kernel_shape=None, pads=None, strides=None):
-    strides, pads, dilations = _window(X, kernel_shape, strides, pads, dilations, auto_pad,
-                                       "AveragePool")
-    return N.avg_pool2d(X, kernel_shape, strides, pads, dilations, bool(ceil_mode),
-                        bool(count_include_pad))
+    strides, pads, dilations = _window(X, kernel_shape, strides, pads, dilations, auto_pad)
+    return N.avg_pool(X, kernel_shape, strides, pads, dilations, bool(ceil_mode),
+                      bool(count_include_pad))
 
 
 # --- pooling and normalization -----------------------------------------------------------------

@@ -22,7 +22,8 @@ OPS = {name: fn for module in (onnx_ops, onnx_nn_ops) for name, fn in vars(modul
            module.__name__.rsplit(".", 1)[0]) and not isinstance(fn, type)}
 
 # graphc ops an ONNX op cannot do without (until they are registered, the ONNX op is unsupported)
-REQUIRES = {"Conv": ("conv2d",), "MaxPool": ("max_pool2d",), "AveragePool": ("avg_pool2d",)}
+REQUIRES = {"Conv": ("conv2d",), "MaxPool": ("max_pool", "max_pool_indices"),
+            "AveragePool": ("avg_pool",)}
 
 _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1",
            "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
