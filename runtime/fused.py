@@ -60,6 +60,52 @@ def unflatten(b: ir.IRBuilder, flat: ir.Value, shape) -> Index:
     return tuple(out)
 
 
+def view_index(b: ir.IRBuilder, idx: Index, view, out_shape, in_shape) -> Index | None:
+    """The input multi-index of a strided view without going through the flat offset, when
+    the view permutes whole dims (a transpose) or regroups adjacent dims (a reshape of a dense
+    array): only the dims inside a regrouped block need a division. None: use the flat offset.
+    """
+    in_strides = _row_major(in_shape)
+    by_stride = {s: p for p, (s, n) in enumerate(zip(in_strides, in_shape)) if n > 1}
+    mapped = [ZERO] * len(in_shape)
+    if all(n == 1 or (view[d] in by_stride and in_shape[by_stride[view[d]]] == n)
+           for d, n in enumerate(out_shape)):
+        for d, n in enumerate(out_shape):
+            if n > 1:
+                mapped[by_stride[view[d]]] = idx[d]
+        return tuple(mapped)
+    if tuple(view) != _row_major(out_shape):
+        return None
+    groups, i, o = [], 0, 0  # blocks of adjacent dims with equal sizes on both sides
+    while i < len(in_shape) or o < len(out_shape):
+        gi, go, pi, po = [], [], 1, 1
+        while True:
+            if pi <= po and i < len(in_shape):
+                gi.append(i)
+                pi *= in_shape[i]
+                i += 1
+            elif o < len(out_shape):
+                go.append(o)
+                po *= out_shape[o]
+                o += 1
+            else:
+                break
+            if pi == po and (i == len(in_shape) or in_shape[i] != 1 or pi > 1):
+                break
+        if pi != po:
+            return None
+        groups.append((gi, go))
+    for gi, go in groups:
+        flat = flat_offset(b, tuple(idx[d] for d in go), tuple(out_shape[d] for d in go))
+        if len(gi) == 1:
+            mapped[gi[0]] = flat
+        else:
+            parts = unflatten(b, flat, tuple(in_shape[d] for d in gi))
+            for d, value in zip(gi, parts):
+                mapped[d] = value
+    return tuple(mapped)
+
+
 def broadcast_index(idx: Index, in_shape, out_shape) -> Index:
     """Index into `in_shape` of the element NumPy broadcasting reads at `idx` of `out_shape`."""
     lead = len(out_shape) - len(in_shape)
@@ -130,7 +176,9 @@ class IndexEval:
                     flat = term if flat is ZERO else self.b.add(flat, term)
             if x in self.ptr and x not in self.consts:
                 return load(self.b, self.ptr[x], flat, x.type.dtype)
-            return self.at(x, unflatten(self.b, flat, x.type.shape))
+            direct = view_index(self.b, idx, view, v.type.shape, x.type.shape)
+            return self.at(x, direct if direct is not None else
+                           unflatten(self.b, flat, x.type.shape))
         raise CompileError(f"%{v.name} ({node.op}) is only available inside its own loop")
 
     def _typed(self, result, v: Value, node: Node) -> ir.Value:
