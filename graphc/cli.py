@@ -126,7 +126,8 @@ def onnx_classifier(args: argparse.Namespace, features: int) -> tuple[gc.Graph, 
     if int(np.prod(shape[1:])) != features:
         raise gc.GraphcError(f"{args.onnx}: input {inputs[0].name!r} {list(shape)} does not "
                              f"hold the {features} features of a {args.data} example")
-    graph = gc.load_onnx(args.onnx, {inputs[0].name: shape})
+    graph = gc.load_onnx(args.onnx, {inputs[0].name: shape},
+                         outputs=[args.logits] if args.logits else None)
     logits = args.logits or next(iter(graph.outputs))
     return gc.with_loss(graph, args.loss, output=logits, labels="labels"), inputs[0].name, shape
 
@@ -304,8 +305,9 @@ def make_parser() -> argparse.ArgumentParser:
                        help="train this ONNX classifier instead of the built-in MLP")
     train.add_argument("--loss", choices=("cross_entropy", "mse"), default="cross_entropy",
                        help="loss added to an ONNX model's logits (default cross_entropy)")
-    train.add_argument("--logits", metavar="NAME", help="the ONNX output holding the logits "
-                       "(default: the first output)")
+    train.add_argument("--logits", metavar="NAME", help="the ONNX value holding the logits "
+                       "(default: the first output); only what it depends on is imported, "
+                       "e.g. a scikit-learn MLP's logits before its ZipMap")
     train.add_argument("--data", choices=("digits",), default="digits")
     train.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                        help="the MLP (default) or the LeNet-style CNN of models/cnn.py")

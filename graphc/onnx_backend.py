@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, namedtupledict
 
 from .errors import GraphcError
-from .frontend.onnx_import import check_supported, check_value_types, load_onnx
+from .frontend.onnx_import import check_supported, load_onnx
 from .ir import Graph
 from .pipeline import Executable
 from .pipeline import compile as compile_graph
@@ -73,7 +73,6 @@ def freeze(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelP
 def unsupported(model: onnx.ModelProto) -> GraphcError | None:
     """The error load_onnx would give for model's value types or ops, or None."""
     try:
-        check_value_types(model, model.graph.name or "model")
         check_supported(model, model.graph.name or "model")
     except GraphcError as err:
         return err

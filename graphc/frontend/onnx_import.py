@@ -11,13 +11,14 @@ converter. graphc computes in f32/f64/i64/bool, so narrower integer types widen 
 float16 and bfloat16 to f32 (`onnx_dtype`). Everything that depends only on shapes or constants (Constant,
 Shape, Size, ConstantOfShape and any node whose inputs are all constant) is folded at import:
 shapes are static. The per-op functions live in `onnx_ops`; this module reads files safely
-(hostile input gives a GraphcError, external data never leaves the model's directory), binds
-shapes, checks support up front and walks the nodes.
+(hostile input gives a GraphcError, external data never leaves the model's directory), prunes
+to the requested `outputs`, binds shapes, checks support up front (ops and value types, in one
+error) and walks the nodes.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,11 +54,16 @@ def onnx_dtype(elem_type: int, where: str) -> str:
 
 
 def load_onnx(model: str | os.PathLike | onnx.ModelProto,
-              input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Graph:
-    """Import an ONNX model as a graphc Graph (see the module docstring)."""
+              input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+              outputs: Sequence[str] | None = None) -> Graph:
+    """Import an ONNX model as a graphc Graph (see the module docstring). `outputs` names the
+    values to import as the graph's outputs (graph outputs or intermediate values); the model
+    is first pruned to the nodes they depend on, so ops and types graphc does not support
+    elsewhere (a scikit-learn ZipMap, a label lookup) do not stop the import."""
     proto, file_name, base_dir = read_model(model)
+    if outputs is not None:
+        proto = prune(proto, list(outputs), file_name)
     proto = upgrade_opset(proto, file_name)
-    check_value_types(proto, file_name)
     check_supported(proto, file_name)
     return _Importer(proto, file_name, base_dir, dict(input_shapes or {})).run()
 
@@ -130,9 +136,10 @@ def upgrade_opset(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
 def _value_type_problem(vi: onnx.ValueInfoProto) -> str | None:
     """Why graphc cannot hold a graph input/output (a sequence, map, optional or string...)."""
     kind = vi.type.WhichOneof("value")
+    if kind is None:  # an output named through load_onnx(outputs=...): graphc infers its type
+        return None
     if kind != "tensor_type":
-        return f"an ONNX {(kind or 'untyped').replace('_type', '')} value, but graphc " \
-               f"values are tensors"
+        return f"an ONNX {kind.replace('_type', '')} value, but graphc values are tensors"
     try:
         onnx_dtype(vi.type.tensor_type.elem_type, "")
     except GraphcError as err:
@@ -140,32 +147,65 @@ def _value_type_problem(vi: onnx.ValueInfoProto) -> str | None:
     return None
 
 
-def check_value_types(proto: onnx.ModelProto, where: str) -> None:
-    """One GraphcError listing every graph input and output graphc has no type for."""
-    bad = [f"  {role} {vi.name!r}: {problem}"
-           for role, values in (("input", proto.graph.input), ("output", proto.graph.output))
-           for vi in values if (problem := _value_type_problem(vi)) is not None]
-    if bad:
-        raise GraphcError(f"{where}: {len(bad)} graph input(s)/output(s) have types graphc does "
-                          f"not support:\n" + "\n".join(bad))
-
-
 def node_label(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"{node.op_type}#{index}"
 
 
 def check_supported(proto: onnx.ModelProto, where: str) -> None:
-    """One GraphcError listing every unsupported (domain, op_type, node, opset)."""
+    """One GraphcError listing every unsupported (domain, op_type, node, opset) and every graph
+    input/output whose type graphc does not have."""
     versions = {o.domain or "ai.onnx": o.version for o in proto.opset_import}
-    bad = []
+    ops = []
     for i, node in enumerate(proto.graph.node):
         domain = node.domain or "ai.onnx"
         if domain != "ai.onnx" or not onnx_table.supported(node.op_type):
-            bad.append(f"  ({domain}, {node.op_type}, {node_label(node, i)}, opset "
+            ops.append(f"  ({domain}, {node.op_type}, {node_label(node, i)}, opset "
                        f"{versions.get(domain, '?')})")
-    if bad:
-        raise GraphcError(f"{where}: {len(bad)} node(s) use ops graphc does not support "
-                          f"(domain, op type, node, opset):\n" + "\n".join(bad))
+    types = [f"  {role} {vi.name!r}: {problem}"
+             for role, values in (("input", proto.graph.input), ("output", proto.graph.output))
+             for vi in values if (problem := _value_type_problem(vi)) is not None]
+    parts = []
+    if ops:
+        parts.append(f"{len(ops)} node(s) use ops graphc does not support (domain, op type, "
+                     "node, opset):")
+        parts += ops
+    if types:
+        parts += [f"{len(types)} graph input(s)/output(s) have types graphc does not support:",
+                  *types]
+    if parts:
+        raise GraphcError(f"{where}: " + "\n".join(parts) + "\nTo import the part of the model "
+                          "graphc supports, name the tensors you need: load_onnx(model, "
+                          "outputs=[...]) keeps only the nodes they depend on (e.g. the "
+                          "probabilities or logits before a ZipMap).")
+
+
+def prune(proto: onnx.ModelProto, outputs: Sequence[str], where: str) -> onnx.ModelProto:
+    """A copy of `proto` whose outputs are the named values (graph outputs or any node's
+    outputs) and which keeps only the nodes, inputs and initializers they depend on."""
+    g = proto.graph
+    made = {n for node in g.node for n in node.output} | {i.name for i in g.input} | \
+        {t.name for t in g.initializer}
+    unknown = [n for n in outputs if n not in made]
+    if unknown or not outputs:
+        missing = ", ".join(f"no output {n!r}" for n in unknown) or "no outputs named"
+        raise GraphcError(f"{where}: load_onnx(outputs={list(outputs)}): {missing} (no node, "
+                          f"input or initializer makes it); the model's values are "
+                          f"{sorted(made)}")
+    need, keep = set(outputs), []
+    for node in reversed(g.node):
+        if need.intersection(node.output):
+            keep.append(node)
+            need.update(n for n in node.input if n)
+    typed = {vi.name: vi for vi in (*g.output, *g.value_info, *g.input)}
+    pruned = onnx.ModelProto()
+    pruned.CopyFrom(proto)
+    for field, kept in (("node", keep[::-1]),
+                        ("input", [i for i in g.input if i.name in need]),
+                        ("initializer", [t for t in g.initializer if t.name in need]),
+                        ("output", [typed.get(n, onnx.ValueInfoProto(name=n)) for n in outputs])):
+        del getattr(pruned.graph, field)[:]
+        getattr(pruned.graph, field).extend(kept)
+    return pruned
 
 
 # --- initializers and external data ---------------------------------------------------------
