@@ -37,10 +37,21 @@ def _matmul_rule(types, attrs):
     return [TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)]
 
 
+def _matmul_bprop(a, b, y, g):
+    """dA = g Bᵀ, dB = Aᵀ g. When a batched A meets a plain matrix B (a dense layer applied to
+    a sequence), dB folds the batch into the contraction, one [K, N] product, instead of a
+    batch of products summed afterwards."""
+    if b.ndim == 2 and a.ndim > 2:
+        k, n = b.shape
+        grad_b = F.transpose(F.reshape(a, (-1, k))) @ F.reshape(g, (-1, n))
+    else:
+        grad_b = F.swapaxes(a, -1, -2) @ g
+    return [g @ F.swapaxes(b, -1, -2), grad_b]
+
+
 register(OpDef(
     name="matmul", doc="a @ b; batch dims broadcast like NumPy", kind="matmul",
-    infer=_matmul_rule, reference=np.matmul, arity=2,
-    bprop=lambda a, b, y, g: [g @ F.swapaxes(b, -1, -2), F.swapaxes(a, -1, -2) @ g]))
+    infer=_matmul_rule, reference=np.matmul, arity=2, bprop=_matmul_bprop))
 
 
 def _transpose_rule(types, attrs):
