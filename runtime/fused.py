@@ -22,7 +22,7 @@ from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
 from graphc.types import TensorType
 
-from .gemm import Gemm, block_columns, gemm_scratch, tiles
+from .gemm import Gemm, gemm_buffers, gemm_scratch
 from .llvm_emitter import I64, MEM_TYPES, REG_TYPES, constant, for_range, load, store
 
 ZERO = ir.Constant(I64, 0)
@@ -238,15 +238,19 @@ def scratch_bytes(node: Node, parts: int = 1) -> int:
 
 
 class Scratch:
-    """Bump allocation of typed, 64-byte aligned arrays inside a kernel's scratch argument."""
+    """Bump allocation of typed, 64-byte aligned arrays inside a kernel's scratch argument,
+    checked at compile time against the bytes the plan reserved (`limit`), so a size
+    mismatch is a CompileError and never a write past the region."""
 
-    def __init__(self, b: ir.IRBuilder, base: ir.Value):
-        self.b, self.base, self.used = b, base, 0
+    def __init__(self, b: ir.IRBuilder, base: ir.Value, limit: int):
+        self.b, self.base, self.used, self.limit = b, base, 0, limit
 
     def array(self, dtype: str, count: int) -> ir.Value:
         ptr = self.b.gep(self.base, [ir.Constant(I64, self.used)], inbounds=True)
         self.used += count * TensorType((), dtype).np_dtype.itemsize + 63
         self.used -= self.used % 64
+        if self.used > self.limit:
+            raise CompileError(f"kernel scratch needs {self.used} bytes, {self.limit} reserved")
         return self.b.bitcast(ptr, MEM_TYPES[dtype].as_pointer())
 
 
@@ -264,7 +268,7 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
     rows = math.prod(kept_shape)
     order = list(kept) + list(axes) if all(a > k for a in axes for k in kept) else \
         list(axes) + list(kept)
-    scratch = Scratch(b, kernel.scratch)
+    scratch = Scratch(b, kernel.scratch, kernel.scratch_bytes)
     for r in reductions:
         op, dtype = get_op(r.op), r.output.type.dtype
         combine, identity = op.reducer
@@ -301,15 +305,14 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
     *batch, m, n = out.type.shape
     kk = a.type.shape[-1]
     b, dtype, parts = kernel.b, out.type.dtype, kernel.parts
-    _, mr, nr, kc = tiles(dtype)
-    ncp = -(-min(n, block_columns(n, nr, parts)) // nr) * nr
     base = kernel.scratch
     if parts > 1:  # each part has its own packed B and C block
         per_part = ir.Constant(I64, gemm_scratch(m, n, kk, dtype, parts))
         base = b.gep(base, [b.mul(kernel.part, per_part)], inbounds=True)
-    scratch = Scratch(b, base)
-    packed = scratch.array(dtype, min(kc, kk) * ncp)
-    cblock = scratch.array(dtype, -(-m // mr) * mr * ncp)
+    scratch = Scratch(b, base, gemm_scratch(m, n, kk, dtype, parts))
+    packed_count, cblock_count = gemm_buffers(m, n, kk, dtype, parts)
+    packed = scratch.array(dtype, packed_count)
+    cblock = scratch.array(dtype, cblock_count)
     with loop_nest(b, tuple(batch), "b") as bidx:
         a_batch = broadcast_index(bidx, a.type.shape[:-2], batch)
         b_batch = broadcast_index(bidx, bm.type.shape[:-2], batch)
@@ -327,7 +330,12 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
                 del ev.fixed[out]
 
         Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
-             cblock, affine(ev, a, a_batch)).emit(kernel.part, parts)
+             cblock, affine(ev, a, a_batch), strides_of(affine(ev, bm, b_batch))
+             ).emit(kernel.part, parts)
+
+
+def strides_of(access) -> tuple[int, int] | None:
+    return None if access is None else access[1:]
 
 
 def affine(ev: IndexEval, v: Value, prefix: Index):

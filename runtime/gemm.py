@@ -10,6 +10,7 @@ come from the host's features: AVX-512 (16 lanes), AVX2 (8) or a generic 4-lane 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import llvmlite.binding as llvm
@@ -41,7 +42,7 @@ def tiles(dtype: str) -> tuple[int, int, int, int]:
     MR * NR / lanes vector registers (16 of AVX-512's 32)."""
     lanes = host_vector_lanes() * 4 // _itemsize(dtype)
     mr = 8 if host_vector_lanes() >= 16 else 6
-    return lanes, mr, 2 * lanes, 256
+    return lanes, mr, 2 * lanes, 384
 
 
 NC = 512  # columns per packed block of B (KC x NC of B stays in L2)
@@ -56,12 +57,25 @@ def block_columns(n: int, nr: int, parts: int) -> int:
     return NC if parts == 1 else min(NC, _round_up(-(-n // parts), nr))
 
 
-def gemm_scratch(m: int, n: int, k: int, dtype: str, parts: int = 1) -> int:
-    """Bytes of scratch for one part: one packed B block and one C block."""
+def gemm_buffers(m: int, n: int, k: int, dtype: str, parts: int = 1) -> tuple[int, int]:
+    """Elements of the two scratch arrays of one part: a packed block of B (K block x NC
+    padded to NR) and a block of C (M padded to MR x the same columns)."""
     _, mr, nr, kc = tiles(dtype)
-    item = _itemsize(dtype)
     ncp = _round_up(min(n, block_columns(n, nr, parts)), nr)
-    return (min(kc, k) * ncp + _round_up(m, mr) * ncp) * item + 128
+    return depth_block(k, kc) * ncp, _round_up(m, mr) * ncp
+
+
+def gemm_scratch(m: int, n: int, k: int, dtype: str, parts: int = 1) -> int:
+    """Bytes of scratch for one part (each array 64-byte aligned)."""
+    packed, cblock = gemm_buffers(m, n, k, dtype, parts)
+    item = _itemsize(dtype)
+    return _round_up(packed * item, 64) + _round_up(cblock * item, 64)
+
+
+def depth_block(k: int, kc: int) -> int:
+    """K per packed block: at most kc, and equal blocks (no thin tail block)."""
+    blocks = -(-k // kc)
+    return -(-k // blocks)
 
 
 def lanes_name(dtype: str, lanes: int) -> str:
@@ -82,11 +96,14 @@ class Gemm:
 
     def __init__(self, b: ir.IRBuilder, dtype: str, m: int, n: int, k: int,
                  read_a, read_b, epilogue, packed: ir.Value, cblock: ir.Value,
-                 affine_a: tuple[ir.Value, int, int] | None = None):
+                 affine_a: tuple[ir.Value, int, int] | None = None,
+                 b_strides: tuple[int, int] | None = None):
         self.b, self.dtype, self.m, self.n, self.k = b, dtype, m, n, k
         self.affine_a = affine_a  # (pointer to A[0, 0], row stride, column stride) if strided
+        self.b_strides = b_strides  # (stride along K, stride along N) if B is strided
         self.read_a, self.read_b, self.epilogue = read_a, read_b, epilogue
-        self.lanes, self.mr, self.nr, self.kc = tiles(dtype)
+        self.lanes, self.mr, self.nr, kc = tiles(dtype)
+        self.kc = depth_block(k, kc)
         self.packed, self.cblock = packed, cblock
 
     def i64(self, v: int) -> ir.Constant:
@@ -116,20 +133,19 @@ class Gemm:
     def column_block(self, jc: ir.Value, ncur: int) -> None:
         b = self.b
         ncp = _round_up(ncur, self.nr)
-        mp = _round_up(self.m, self.mr)
-        with for_range(b, mp * ncp, "cz") as z:
-            store(b, constant(self.dtype, 0), self.cblock, z, self.dtype)
         full, tail = divmod(self.k, self.kc)
         if full:
             with for_range(b, full, "pc") as pc:
-                self.k_block(jc, ncur, ncp, b.mul(pc, self.i64(self.kc)), self.kc)
+                first = b.icmp_signed("==", pc, self.i64(0))
+                self.k_block(jc, ncur, ncp, b.mul(pc, self.i64(self.kc)), self.kc, first)
         if tail:
-            self.k_block(jc, ncur, ncp, self.i64(full * self.kc), tail)
+            self.k_block(jc, ncur, ncp, self.i64(full * self.kc), tail,
+                         ir.Constant(ir.IntType(1), int(full == 0)))
         with for_range(b, self.m, "ei") as i, for_range(b, ncur, "ej") as j:
             c = load(b, self.cblock, b.add(b.mul(i, self.i64(ncp)), j), self.dtype)
             self.epilogue(i, b.add(jc, j), c)
 
-    def k_block(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
+    def k_block(self, jc, ncur: int, ncp: int, pc, kcur: int, first: ir.Value) -> None:
         self.pack_b(jc, ncur, ncp, pc, kcur)
         b = self.b
         if self.affine_a is not None:  # one shared, compiled-once tile loop for every kernel
@@ -137,17 +153,23 @@ class Gemm:
             a_ptr = b.gep(ptr, [b.mul(pc, self.i64(s_k))], inbounds=True)
             b.call(shared_tiles(b.module, self.dtype),
                    [a_ptr, self.i64(s_i), self.i64(s_k), self.i64(self.m), self.packed,
-                    self.i64(kcur), self.cblock, self.i64(ncp)])
+                    self.i64(kcur), self.cblock, self.i64(ncp), first])
             return
         tiles_ = Tiles(b, self.dtype)
         tiles_.emit(lambda r, k: self.read_a(r, b.add(pc, k)), self.i64(self.m), self.packed,
-                    self.i64(kcur), self.cblock, self.i64(ncp))
+                    self.i64(kcur), self.cblock, self.i64(ncp), first)
 
     def pack_b(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
-        """packed[jr][p][jj] = B[pc + p, jc + jr*NR + jj], zero past column ncur."""
+        """packed[jr][p][jj] = B[pc + p, jc + jr*NR + jj], zero past column ncur. When B is a
+        transposed view (contiguous along p), p is the inner loop so reads stay contiguous."""
         b, nr = self.b, self.nr
-        with for_range(b, ncp // nr, "pj") as jr, for_range(b, kcur, "pp") as p, \
-                for_range(b, nr, "pq") as jj:
+        along_p = self.b_strides is not None and self.b_strides[0] == 1 != self.b_strides[1]
+        loops = [("pj", ncp // nr), ("pq", nr), ("pp", kcur)] if along_p else \
+            [("pj", ncp // nr), ("pp", kcur), ("pq", nr)]
+        with contextlib.ExitStack() as stack:
+            index = {name: stack.enter_context(for_range(b, count, name))
+                     for name, count in loops}
+            jr, p, jj = index["pj"], index["pp"], index["pq"]
             col = b.add(b.mul(jr, self.i64(nr)), jj)
             inside = b.icmp_signed("<", col, self.i64(ncur))
             safe = b.select(inside, col, self.i64(max(ncur - 1, 0)))
@@ -172,14 +194,38 @@ class Tiles:
     def i64(self, v: int) -> ir.Constant:
         return ir.Constant(I64, v)
 
-    def emit(self, read_a, m, packed, kcur, cblock, ncp) -> None:
+    def emit(self, read_a, m, packed, kcur, cblock, ncp, first) -> None:
+        """`first` (i1): the first K block, whose tiles start from zero instead of C."""
         b = self.b
         row_tiles = b.udiv(b.add(m, self.i64(self.mr - 1)), self.i64(self.mr))
         with for_span(b, self.i64(0), b.udiv(ncp, self.i64(self.nr)), "jr") as jr, \
                 for_span(b, self.i64(0), row_tiles, "ir") as it:
-            self.tile(read_a, m, packed, kcur, cblock, ncp, b.mul(it, self.i64(self.mr)), jr)
+            self.tile(read_a, m, packed, kcur, cblock, ncp, b.mul(it, self.i64(self.mr)), jr,
+                      first)
 
-    def tile(self, read_a, m, packed, kcur, cblock, ncp, i0, jr) -> None:
+    def _initial(self, c_ptrs, first) -> list[list[ir.Value]]:
+        """Zero accumulators on the first K block, else the partial sums stored in C."""
+        b = self.b
+        start = b.block
+        load_block = b.append_basic_block("uk.load")
+        join = b.append_basic_block("uk.init")
+        b.cbranch(first, join, load_block)
+        b.position_at_end(load_block)
+        loaded = [[b.load(p, align=4) for p in row] for row in c_ptrs]
+        b.branch(join)
+        b.position_at_end(join)
+        zero = ir.Constant(self.vec, None)
+        out = []
+        for row in loaded:
+            out.append([])
+            for value in row:
+                phi = b.phi(self.vec)
+                phi.add_incoming(zero, start)
+                phi.add_incoming(value, load_block)
+                out[-1].append(phi)
+        return out
+
+    def tile(self, read_a, m, packed, kcur, cblock, ncp, i0, jr, first) -> None:
         b, mr, nv, lanes = self.b, self.mr, self.nr // self.lanes, self.lanes
         last = b.sub(m, self.i64(1))
         rows = [b.select(b.icmp_signed("<", r, m), r, last)
@@ -188,7 +234,7 @@ class Tiles:
         c_ptrs = [[self.vec_ptr(cblock, b.add(b.mul(b.add(i0, self.i64(t)), ncp),
                                               b.add(col0, self.i64(v * lanes))))
                    for v in range(nv)] for t in range(mr)]
-        acc0 = [[b.load(p, align=4) for p in row] for row in c_ptrs]
+        acc0 = self._initial(c_ptrs, first)
         panel = b.mul(b.mul(jr, kcur), self.i64(self.nr))
         pre = b.block
         head = b.append_basic_block("uk.body")
@@ -229,7 +275,8 @@ class Tiles:
 
 
 def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
-    """`void tiles(A*, i64 stride_i, i64 stride_k, i64 m, B packed*, i64 kcur, C*, i64 ncp)`,
+    """`void tiles(A*, i64 stride_i, i64 stride_k, i64 m, B packed*, i64 kcur, C*, i64 ncp,
+    i1 first)`,
     emitted once per module and dtype, for kernels whose A is a strided view of an operand."""
     name = f"graphc.gemm_tiles.{dtype}"
     fn = module.globals.get(name)
@@ -237,11 +284,11 @@ def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
         return fn
     ptr = MEM_TYPES[dtype].as_pointer()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, I64, I64, I64, ptr, I64, ptr,
-                                                            I64]), name)
+                                                            I64, ir.IntType(1)]), name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
     fn.attributes.add("noinline")
-    a, s_i, s_k, m, packed, kcur, cblock, ncp = fn.args
+    a, s_i, s_k, m, packed, kcur, cblock, ncp, first = fn.args
     for arg in (packed, cblock):
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -249,6 +296,6 @@ def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
     def read_a(row, k):
         return load(b, a, b.add(b.mul(row, s_i), b.mul(k, s_k)), dtype)
 
-    Tiles(b, dtype).emit(read_a, m, packed, kcur, cblock, ncp)
+    Tiles(b, dtype).emit(read_a, m, packed, kcur, cblock, ncp, first)
     b.ret_void()
     return fn
