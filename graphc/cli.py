@@ -262,6 +262,37 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- graphc export ------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a model (or text-IR graph) as ONNX: its forward graph, or with --train its
+    training step (updates as `update:NAME` outputs) after the passes up to --stop-after."""
+    from graphc import pipeline
+
+    graph = load_graph(args.model)
+    if args.train:
+        train = (loss_output(graph, args.loss), optimizer_of(args))
+        graph = pipeline.run_pipeline(graph, pipeline.passes_for(train=train),
+                                      stop_after=args.stop_after)
+    gc.save_onnx(graph, args.out)
+    print(f"wrote {args.out} ({'training step' if args.train else 'forward graph'} of "
+          f"{graph.name!r}, {len(graph.nodes)} graphc nodes)")
+    return 0
+
+
+def add_export_parser(sub) -> None:
+    exp = sub.add_parser("export", help="write a model or text-IR graph as an ONNX file")
+    exp.add_argument("model", metavar="MODEL", help="a model name (e.g. cnn) or a text-IR file")
+    exp.add_argument("out", metavar="OUT.onnx", help="where to write the ONNX model")
+    exp.add_argument("--train", action="store_true",
+                     help="export the training step (forward, backward, optimizer update)")
+    exp.add_argument("--loss", help="output to train with --train (default: loss)")
+    exp.add_argument("--stop-after", metavar="PASS", default="cse",
+                     help="with --train: the last pipeline pass before export (default cse: "
+                          "conv and pools stay ONNX Conv/MaxPool/AveragePool)")
+    add_optimizer_options(exp)
+    exp.set_defaults(func=cmd_export)
+
+
 # --- graphc bench --------------------------------------------------------------------------
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time graphc's training step side by side with other frameworks (graphc/bench.py)."""
@@ -299,7 +330,7 @@ def add_optimizer_options(p: argparse.ArgumentParser) -> None:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphc", description="Compile neural-network training steps to native code.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench,export}")
     train = sub.add_parser("train", help="train an MLP on scikit-learn's 8x8 digits (default)")
     train.add_argument("onnx", nargs="?", metavar="MODEL.onnx",
                        help="train this ONNX classifier instead of the built-in MLP")
@@ -334,6 +365,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_optimizer_options(comp)
     comp.set_defaults(func=cmd_compile)
     add_bench_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

@@ -2,8 +2,9 @@
 
 Input: any graphc Graph: a forward graph, a gradient graph or a whole training step (forward,
 backward and optimizer update), before or after decomposition; fused nodes are written as their
-bodies, and composite ops without an ONNX counterpart as their decompositions. Output: an ONNX
-model (opset 20) that `onnx.checker` accepts, using standard ONNX ops:
+bodies, and composite ops without an ONNX counterpart as their decompositions (conv, pools and
+the window ops of their gradients: onnx_export_conv.py). Output: an ONNX model (opset 20) that
+`onnx.checker` accepts, using standard ONNX ops:
 
 - `input` graph inputs become ONNX graph inputs; params and state become initializers holding
   their initial values (zeros where the graph has none), under their graphc names;
@@ -25,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .errors import GraphcError
 from .ir import Graph, Node
+from .onnx_export_conv import CONV_RULES
 from .ops.registry import get_op
 
 OPSET = 20
@@ -40,6 +42,7 @@ class _Writer:
         self.taken = set(taken)
         self.counter = 0
         self.loc = ""
+        self.memo: dict = {}  # nodes rules share, e.g. one MaxPool for Y and Indices
 
     def fresh(self, hint: str) -> str:
         while True:
@@ -182,8 +185,8 @@ def _nll_loss(w, node, ins, outs):
     w.emit("NegativeLogLikelihoodLoss", ins, outs, reduction=a["reduction"], **extra)
 
 
-def _decomposed(w, node, ins, outs):
-    """A composite op without an ONNX counterpart, written as its decomposition."""
+def _decomposition(node: Node) -> Graph:
+    """The body a composite op decomposes into: inputs in0.., outputs out0.., node's loc."""
     from .builder import GraphBuilder
 
     b = GraphBuilder("decompose")
@@ -191,8 +194,13 @@ def _decomposed(w, node, ins, outs):
     with b.at(node.loc):
         result = get_op(node.op).decompose(*args, **node.attrs)
     results = result if isinstance(result, tuple) else (result,)
-    rename = {a.name: n for a, n in zip(args, ins)}
-    body = b.build(outputs={f"out{k}": r for k, r in enumerate(results)}, verify=False)
+    return b.build(outputs={f"out{k}": r for k, r in enumerate(results)}, verify=False)
+
+
+def _decomposed(w, node, ins, outs):
+    """A composite op without an ONNX counterpart, written as its decomposition."""
+    body = _decomposition(node)
+    rename = {f"in{k}": name for k, name in enumerate(ins)}
     for inner in body.nodes:
         rename.update((v.name, w.fresh("d")) for v in inner.outputs)
         _write_node(w, inner, rename)
@@ -210,7 +218,7 @@ RULES: dict[str, Rule] = {
     "layer_norm": _layer_norm, "nll_loss": _nll_loss,
     "batch_norm": lambda w, node, ins, outs: w.emit("BatchNormalization", ins, outs,
                                                     epsilon=node.attrs["epsilon"]),
-    "lrn": _same("LRN"),
+    "lrn": _same("LRN"), **CONV_RULES,
 }
 
 
@@ -224,11 +232,16 @@ def _write_node(w: _Writer, node: Node, rename: dict[str, str] | None = None) ->
 
 
 def _unexportable(graph: Graph) -> list[Node]:
+    """Every node, inside fused bodies and decompositions too, that no rule can write."""
     bad = []
     for node in graph.nodes:
         if node.op == "fused":
             bad += _unexportable(node.attrs["body"])
-        elif node.op not in RULES and get_op(node.op).kind != "composite":
+        elif node.op in RULES:
+            continue
+        elif get_op(node.op).kind == "composite" and get_op(node.op).decompose is not None:
+            bad += _unexportable(_decomposition(node))
+        else:
             bad.append(node)
     return bad
 
