@@ -330,12 +330,7 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
                 del ev.fixed[out]
 
         Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
-             cblock, affine(ev, a, a_batch), strides_of(affine(ev, bm, b_batch))
-             ).emit(kernel.part, parts)
-
-
-def strides_of(access) -> tuple[int, int] | None:
-    return None if access is None else access[1:]
+             cblock, affine(ev, a, a_batch), affine(ev, bm, b_batch)).emit(kernel.part, parts)
 
 
 def affine(ev: IndexEval, v: Value, prefix: Index):

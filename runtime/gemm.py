@@ -97,10 +97,11 @@ class Gemm:
     def __init__(self, b: ir.IRBuilder, dtype: str, m: int, n: int, k: int,
                  read_a, read_b, epilogue, packed: ir.Value, cblock: ir.Value,
                  affine_a: tuple[ir.Value, int, int] | None = None,
-                 b_strides: tuple[int, int] | None = None):
+                 affine_b: tuple[ir.Value, int, int] | None = None):
         self.b, self.dtype, self.m, self.n, self.k = b, dtype, m, n, k
         self.affine_a = affine_a  # (pointer to A[0, 0], row stride, column stride) if strided
-        self.b_strides = b_strides  # (stride along K, stride along N) if B is strided
+        self.affine_b = affine_b  # (pointer to B[0, 0], stride along K, along N) if strided
+        self.b_strides = None if affine_b is None else affine_b[1:]
         self.read_a, self.read_b, self.epilogue = read_a, read_b, epilogue
         self.lanes, self.mr, self.nr, kc = tiles(dtype)
         self.kc = depth_block(k, kc)
@@ -146,17 +147,24 @@ class Gemm:
             self.epilogue(i, b.add(jc, j), c)
 
     def k_block(self, jc, ncur: int, ncp: int, pc, kcur: int, first: ir.Value) -> None:
-        self.pack_b(jc, ncur, ncp, pc, kcur)
         b = self.b
+        direct = self.affine_b is not None and self.affine_b[2] == 1 and ncur % self.nr == 0
+        if direct:  # B rows are contiguous and the block has whole panels: read B in place
+            ptr, s_k, _ = self.affine_b
+            b_ptr = b.gep(ptr, [b.add(b.mul(pc, self.i64(s_k)), jc)], inbounds=True)
+            layout = (b_ptr, self.i64(s_k), self.i64(self.nr))
+        else:
+            self.pack_b(jc, ncur, ncp, pc, kcur)
+            layout = (self.packed, self.i64(self.nr), self.i64(kcur * self.nr))
         if self.affine_a is not None:  # one shared, compiled-once tile loop for every kernel
             ptr, s_i, s_k = self.affine_a
             a_ptr = b.gep(ptr, [b.mul(pc, self.i64(s_k))], inbounds=True)
             b.call(shared_tiles(b.module, self.dtype),
-                   [a_ptr, self.i64(s_i), self.i64(s_k), self.i64(self.m), self.packed,
+                   [a_ptr, self.i64(s_i), self.i64(s_k), self.i64(self.m), *layout,
                     self.i64(kcur), self.cblock, self.i64(ncp), first])
             return
         tiles_ = Tiles(b, self.dtype)
-        tiles_.emit(lambda r, k: self.read_a(r, b.add(pc, k)), self.i64(self.m), self.packed,
+        tiles_.emit(lambda r, k: self.read_a(r, b.add(pc, k)), self.i64(self.m), layout,
                     self.i64(kcur), self.cblock, self.i64(ncp), first)
 
     def pack_b(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
@@ -194,13 +202,15 @@ class Tiles:
     def i64(self, v: int) -> ir.Constant:
         return ir.Constant(I64, v)
 
-    def emit(self, read_a, m, packed, kcur, cblock, ncp, first) -> None:
-        """`first` (i1): the first K block, whose tiles start from zero instead of C."""
+    def emit(self, read_a, m, layout, kcur, cblock, ncp, first) -> None:
+        """`layout` = (B pointer, elements between rows k, elements between NR panels): a
+        packed block or B itself. `first` (i1): the first K block, whose tiles start from
+        zero instead of C."""
         b = self.b
         row_tiles = b.udiv(b.add(m, self.i64(self.mr - 1)), self.i64(self.mr))
         with for_span(b, self.i64(0), b.udiv(ncp, self.i64(self.nr)), "jr") as jr, \
                 for_span(b, self.i64(0), row_tiles, "ir") as it:
-            self.tile(read_a, m, packed, kcur, cblock, ncp, b.mul(it, self.i64(self.mr)), jr,
+            self.tile(read_a, m, layout, kcur, cblock, ncp, b.mul(it, self.i64(self.mr)), jr,
                       first)
 
     def _initial(self, c_ptrs, first) -> list[list[ir.Value]]:
@@ -225,7 +235,8 @@ class Tiles:
                 out[-1].append(phi)
         return out
 
-    def tile(self, read_a, m, packed, kcur, cblock, ncp, i0, jr, first) -> None:
+    def tile(self, read_a, m, layout, kcur, cblock, ncp, i0, jr, first) -> None:
+        b_ptr, ldb, panel_stride = layout
         b, mr, nv, lanes = self.b, self.mr, self.nr // self.lanes, self.lanes
         last = b.sub(m, self.i64(1))
         rows = [b.select(b.icmp_signed("<", r, m), r, last)
@@ -235,7 +246,7 @@ class Tiles:
                                               b.add(col0, self.i64(v * lanes))))
                    for v in range(nv)] for t in range(mr)]
         acc0 = self._initial(c_ptrs, first)
-        panel = b.mul(b.mul(jr, kcur), self.i64(self.nr))
+        panel = b.mul(jr, panel_stride)
         pre = b.block
         head = b.append_basic_block("uk.body")
         done = b.append_basic_block("uk.end")
@@ -250,8 +261,8 @@ class Tiles:
                 phi = b.phi(self.vec, f"acc{t}_{v}")
                 phi.add_incoming(acc0[t][v], pre)
                 accs[t].append(phi)
-        bvecs = [b.load(self.vec_ptr(packed, b.add(panel, b.add(
-            b.mul(p, self.i64(self.nr)), self.i64(v * lanes)))), align=4) for v in range(nv)]
+        bvecs = [b.load(self.vec_ptr(b_ptr, b.add(panel, b.add(
+            b.mul(p, ldb), self.i64(v * lanes)))), align=4) for v in range(nv)]
         zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         undef = ir.Constant(self.vec, ir.Undefined)
         new = []
@@ -275,27 +286,26 @@ class Tiles:
 
 
 def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
-    """`void tiles(A*, i64 stride_i, i64 stride_k, i64 m, B packed*, i64 kcur, C*, i64 ncp,
-    i1 first)`,
+    """`void tiles(A*, i64 stride_i, i64 stride_k, i64 m, B*, i64 ldb, i64 panel_stride,
+    i64 kcur, C*, i64 ncp, i1 first)`,
     emitted once per module and dtype, for kernels whose A is a strided view of an operand."""
     name = f"graphc.gemm_tiles.{dtype}"
     fn = module.globals.get(name)
     if fn is not None:
         return fn
     ptr = MEM_TYPES[dtype].as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, I64, I64, I64, ptr, I64, ptr,
-                                                            I64, ir.IntType(1)]), name)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, I64, I64, I64, ptr, I64, I64,
+                                                            I64, ptr, I64, ir.IntType(1)]), name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
     fn.attributes.add("noinline")
-    a, s_i, s_k, m, packed, kcur, cblock, ncp, first = fn.args
-    for arg in (packed, cblock):
-        arg.add_attribute("noalias")
+    a, s_i, s_k, m, b_ptr, ldb, panel_stride, kcur, cblock, ncp, first = fn.args
+    cblock.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
     def read_a(row, k):
         return load(b, a, b.add(b.mul(row, s_i), b.mul(k, s_k)), dtype)
 
-    Tiles(b, dtype).emit(read_a, m, packed, kcur, cblock, ncp, first)
+    Tiles(b, dtype).emit(read_a, m, (b_ptr, ldb, panel_stride), kcur, cblock, ncp, first)
     b.ret_void()
     return fn
