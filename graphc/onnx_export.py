@@ -164,9 +164,12 @@ def _mse(w, node, ins, outs):
 
 
 def _fused(w, node, ins, outs):
+    """The body's nodes; its inner values get fresh names, since fusion copies small producers
+    (e.g. constants) into several bodies under one name and ONNX wants each name written once."""
     rename = dict(zip([v.name for v in node.inputs], ins)) | dict(
         zip([v.name for v in node.outputs], outs))
     for inner in node.attrs["body"].nodes:
+        rename.update((v.name, w.fresh(v.name)) for v in inner.outputs if v.name not in rename)
         _write_node(w, inner, rename)
 
 

@@ -1,9 +1,9 @@
 """gc.save_onnx on convolutions and pools: forward graphs and training steps of the CNNs.
 
 Input: the LeNet-style CNNs of models/cnn.py ("cnn", "cnn-28") and their training steps
-(stopped after cse, where conv2d/max_pool are still ops, and after decompose, where they are
-windows + matmul/max), convs with asymmetric pads, strides, dilations, groups and depthwise
-filters, 1-D/2-D/3-D max/average pools (ceil_mode, count_include_pad, MaxPool's Indices) and
+(stopped after cse, where conv2d/max_pool are still ops, after decompose, where they are
+windows + matmul/max, and after the whole pipeline, where nodes are fused), convs with
+asymmetric pads, strides, dilations, groups and depthwise filters, 1-D/2-D/3-D max/average pools (ceil_mode, count_include_pad, MaxPool's Indices) and
 the windows/col2im ops on their own. Output: checks that onnx.checker (full_check) passes, that
 onnx's reference evaluator agrees with graphc's interpreter on every output and `update:NAME`
 output, that import -> export -> import gives the same results, that an op without a rule
@@ -82,7 +82,7 @@ def test_cnn_forward_exports_as_conv_and_maxpool(tmp_path, name):
     assert {"Conv", "MaxPool"} <= _ops(model)
 
 
-@pytest.mark.parametrize("stop_after", ["cse", "decompose"])
+@pytest.mark.parametrize("stop_after", ["cse", "decompose", None])  # None: fused, scheduled
 @pytest.mark.parametrize("name", ["cnn", "cnn-28"])
 def test_cnn_training_step_exports_with_updates(tmp_path, name, stop_after):
     step = _training_step(build_model(name), stop_after)
