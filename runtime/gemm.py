@@ -42,10 +42,10 @@ def tiles(dtype: str) -> tuple[int, int, int, int]:
     MR * NR / lanes vector registers (16 of AVX-512's 32)."""
     lanes = host_vector_lanes() * 4 // _itemsize(dtype)
     mr = 8 if host_vector_lanes() >= 16 else 6
-    return lanes, mr, 2 * lanes, 384
+    return lanes, mr, 2 * lanes, 256
 
 
-NC = 512  # columns per packed block of B (KC x NC of B stays in L2)
+NC = 256  # columns per packed block of B (measured best of 256/512/1024 with KC 256)
 
 
 def _round_up(n: int, m: int) -> int:
