@@ -200,22 +200,8 @@ def store(b: ir.IRBuilder, value: ir.Value, base: ir.Value, index: ir.Value, dty
 @contextlib.contextmanager
 def for_range(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
     """`for (i = 0; i < count; ++i)` with a static trip count; yields i (i64)."""
-    fn = b.function
-    pre = b.block
-    head = fn.append_basic_block(f"{name}.head")
-    body = fn.append_basic_block(f"{name}.body")
-    done = fn.append_basic_block(f"{name}.end")
-    b.branch(head)
-    b.position_at_end(head)
-    index = b.phi(I64, name=name)
-    index.add_incoming(ir.Constant(I64, 0), pre)
-    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, done)
-    b.position_at_end(body)
-    yield index
-    step = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
-    index.add_incoming(step, b.block)
-    b.branch(head)
-    b.position_at_end(done)
+    with for_span(b, ir.Constant(I64, 0), ir.Constant(I64, count), name) as index:
+        yield index
 
 
 @contextlib.contextmanager
