@@ -26,7 +26,7 @@ from passes.simplify import cse, dce, simplify
 from passes.training import training_step
 
 from .errors import GradientCheckError, GraphcError, located
-from .interpret import interpret
+from .interpret import check_feeds, interpret
 from .ir import Graph
 from .ops.registry import get_op
 from .verify import verify
@@ -133,8 +133,10 @@ class Executable:
         self._checks = _feed_checks(graph)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for check in self._checks:
-            check(feeds)
+        if self._checks:  # data checks need validated arrays: names, shapes, dtypes first
+            feeds = check_feeds(self.native.graph, feeds)
+            for check in self._checks:
+                check(feeds)
         return self.native.run(feeds)
 
     @property

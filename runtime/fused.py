@@ -281,7 +281,7 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
             value = ev.at(r.inputs[0], idx)
             store(b, getattr(e, combine)(load(b, acc, slot, dtype), value), acc, slot, dtype)
         if op.finalize is not None:
-            count = math.prod(domain[a] for a in axes) or 1
+            count = math.prod(domain[a] for a in axes)  # 0 for an empty axis: mean is NaN
             with for_range(b, rows, "fin") as row:
                 store(b, op.finalize(e, load(b, acc, row, dtype), count), acc, row, dtype)
         ev.ptr[r.output] = acc
@@ -357,16 +357,28 @@ def affine(ev: IndexEval, v: Value, prefix: Index):
 
 
 def writes_in_place_ok(node: Node, target: Value, value: Value) -> bool:
-    """May fused `node` store `value` into `target`'s buffer? Only if every body read of
-    `target` is by an elementwise op of the same shape, i.e. at the very index being written
-    (all outputs of an iteration are computed before any store)."""
+    """May fused `node` store `value` into `target`'s buffer? Only if everything in the body
+    computed from `target` is computed by elementwise ops of target's own shape, i.e. read at
+    the very index being written (all outputs of an iteration are computed before any store).
+    A movement op (another index) or a matmul operand (other elements, read while C is stored
+    block by block) anywhere downstream of `target` forbids it. In a reduce kernel a reduction
+    may read it: every reduction finishes before the first store."""
     body = node.attrs["body"]
-    if value.type != target.type or target not in node.inputs:
+    if value.type != target.type:
         return False
-    inner = body.inputs[node.inputs.index(target)].value
-    readers = [n for n in body.nodes if inner in n.inputs]
-    return all(get_op(n.op).kind == "elementwise" and n.output.type.shape == target.type.shape
-               for n in readers)
+    if target not in node.inputs:
+        return True  # the kernel never reads the old value
+    derived = {body.inputs[node.inputs.index(target)].value}
+    for n in body.nodes:  # topological order: the closure of values computed from target
+        if not derived.intersection(n.inputs):
+            continue
+        kind = get_op(n.op).kind
+        if kind == "reduction" and node.attrs["kind"] == "reduce":
+            continue  # its result is complete before any store
+        if kind != "elementwise" or n.output.type.shape != target.type.shape:
+            return False
+        derived.update(n.outputs)
+    return True
 
 
 FUSED_EMITTERS = {"loop": emit_loop, "reduce": emit_reduce, "matmul": emit_matmul}

@@ -73,9 +73,9 @@ def gemm_scratch(m: int, n: int, k: int, dtype: str, parts: int = 1) -> int:
 
 
 def depth_block(k: int, kc: int) -> int:
-    """K per packed block: at most kc, and equal blocks (no thin tail block)."""
+    """K per packed block: at most kc, and equal blocks (no thin tail block); 0 for K = 0."""
     blocks = -(-k // kc)
-    return -(-k // blocks)
+    return -(-k // blocks) if blocks else 0
 
 
 def lanes_name(dtype: str, lanes: int) -> str:
@@ -134,7 +134,10 @@ class Gemm:
     def column_block(self, jc: ir.Value, ncur: int) -> None:
         b = self.b
         ncp = _round_up(ncur, self.nr)
-        full, tail = divmod(self.k, self.kc)
+        if self.k == 0:  # an empty contraction: C is zero
+            with for_range(b, _round_up(self.m, self.mr) * ncp, "cz") as z:
+                store(b, constant(self.dtype, 0), self.cblock, z, self.dtype)
+        full, tail = divmod(self.k, self.kc) if self.k else (0, 0)
         if full:
             with for_range(b, full, "pc") as pc:
                 first = b.icmp_signed("==", pc, self.i64(0))

@@ -131,9 +131,10 @@ def aligned_empty(nbytes: int) -> np.ndarray:
 def find_inplace(graph: Graph) -> dict[Value, str]:
     """Update values that can be written straight into their target's buffer.
 
-    The producer must be an elementwise (in-place capable) node and the last reader of the
-    target; neither the target nor the value may be a graph output, and the target's old
-    value must not be needed by another update at the end of the step.
+    The producer must be a kernel that reads the target only at the index it writes
+    (`writes_in_place_ok`) and the last reader of the target; neither the target nor the value
+    may be a graph output, and the target's old value must not be needed by another update at
+    the end of the step.
     """
     order = {n: i for i, n in enumerate(graph.nodes)}
     end_readers = set(graph.outputs.values()) | set(graph.updates.values())
@@ -141,14 +142,11 @@ def find_inplace(graph: Graph) -> dict[Value, str]:
     out: dict[Value, str] = {}
     for name, value in graph.updates.items():
         target = graph.input_map[name].value
-        node = graph.producers.get(value)
+        node = graph.producers.get(value)  # None for an update to the target's own value
         if node is None or value in taken or value in graph.outputs.values():
             continue
-        op = get_op(node.op)
-        if op.kind == "fused":
-            if not writes_in_place_ok(node, target, value) or target in end_readers:
-                continue
-        elif op.kind != "elementwise" or "inplace" not in op.traits or target in end_readers:
+        if (node.op != "fused" or target in end_readers
+                or not writes_in_place_ok(node, target, value)):
             continue
         if all(order[r] < order[node] for r in graph.users.get(target, []) if r is not node):
             out[value] = name

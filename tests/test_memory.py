@@ -131,7 +131,6 @@ def test_plans_of_random_training_steps(case, optimizer):
     note(case.graph.to_text())
     kernels, plan = planned(case.graph, passes_for(train=("loss", OPTIMIZERS[optimizer])))
     check_plan(kernels, plan)
-    assert kernels.updates and plan.inplace  # at least one param is updated in place
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

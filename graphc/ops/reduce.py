@@ -6,6 +6,7 @@ Input: nothing (imported for its side effect). Output: registered reduction OpDe
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -21,7 +22,9 @@ def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool)
     return tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
 
 
-def _rule(allowed):
+def _rule(allowed, empty_ok: bool = True):
+    """Shape rule of a reduction; `empty_ok=False` (max, min) rejects reducing an empty axis,
+    which has no identity-free answer (NumPy raises there too)."""
     def infer(types, attrs):
         (x,), axes = types, attrs["axes"]
         if x.dtype not in allowed:
@@ -30,6 +33,8 @@ def _rule(allowed):
             raise ShapeError(f"axes {axes} must be sorted, unique and within rank {x.rank}")
         if x.rank == 0 and axes:
             raise ShapeError("cannot reduce over an axis of a scalar")
+        if not empty_ok and any(x.shape[a] == 0 for a in axes):
+            raise ShapeError(f"cannot reduce over an empty axis of {x}")
         return [TensorType(reduced_shape(x.shape, axes, attrs["keepdims"]), x.dtype)]
     return infer
 
@@ -41,6 +46,13 @@ def keep_dims(g, x, axes: tuple[int, ...]):
 
 def _count(x, axes) -> int:
     return math.prod(x.shape[a] for a in axes)
+
+
+def _quiet_mean(x, axes, keepdims):
+    """np.mean without its warning for an empty axis (the result is NaN, as compiled)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.mean(x, axis=axes, keepdims=keepdims, dtype=x.dtype)
 
 
 def _sum_bprop(x, y, g, axes, keepdims):
@@ -65,10 +77,11 @@ register(OpDef(
     bprop=_sum_bprop, attrs=_ATTRS, reducer=("add", 0.0)))
 register(OpDef(
     name="mean", doc="arithmetic mean over axes", kind="reduction", infer=_rule(FLOAT_DTYPES),
-    reference=lambda x, axes, keepdims: np.mean(x, axis=axes, keepdims=keepdims, dtype=x.dtype),
+    reference=lambda x, axes, keepdims: _quiet_mean(x, axes, keepdims),
     bprop=_mean_bprop, attrs=_ATTRS, reducer=("add", 0.0),
     finalize=lambda e, acc, count: e.div(acc, e.const(count, acc))))
 register(OpDef(
-    name="max", doc="maximum over axes (NaN propagates)", kind="reduction", infer=_rule(NUMERIC),
+    name="max", doc="maximum over axes (NaN propagates)", kind="reduction",
+    infer=_rule(NUMERIC, empty_ok=False),
     reference=lambda x, axes, keepdims: np.max(x, axis=axes, keepdims=keepdims),
     bprop=_max_bprop, attrs=_ATTRS, reducer=("max", -math.inf)))

@@ -327,7 +327,8 @@ register(OpDef(
 
 # --- min and the index-picking reductions -----------------------------------------------------
 register(OpDef(
-    name="min", doc="minimum over axes (NaN propagates)", kind="reduction", infer=_rule(NUMERIC),
+    name="min", doc="minimum over axes (NaN propagates)", kind="reduction",
+    infer=_rule(NUMERIC, empty_ok=False),
     reference=lambda x, axes, keepdims: np.min(x, axis=axes, keepdims=keepdims),
     bprop=_max_bprop, attrs=_ATTRS, reducer=("min", math.inf)))
 
