@@ -123,7 +123,15 @@ from .interpret import interpret  # noqa: F401
 from .ir import Graph, GraphInput, Node, Value  # noqa: F401
 from .losses import with_loss  # noqa: F401
 from .onnx_export import save_onnx  # noqa: F401
-from .pipeline import check_grads, compile, compile_train_step, compile_value_and_grad, grad, optim, set_num_threads  # noqa: F401
+from .pipeline import (  # noqa: F401
+                     check_grads,
+                     compile,
+                     compile_train_step,
+                     compile_value_and_grad,
+                     grad,
+                     optim,
+                     set_num_threads,
+)
 from .printer import parse, print_graph  # noqa: F401
 from .types import TensorType  # noqa: F401
 from .verify import verify  # noqa: F401

@@ -123,7 +123,8 @@ class Graph:
 
     def replace(self, **changes: Any) -> Graph:
         """A copy of this graph with some fields replaced."""
-        fields = dict(name=self.name, inputs=self.inputs, nodes=self.nodes, outputs=self.outputs,
-                      updates=self.updates, initializers=self.initializers)
+        fields = {"name": self.name, "inputs": self.inputs, "nodes": self.nodes,
+                  "outputs": self.outputs, "updates": self.updates,
+                  "initializers": self.initializers}
         fields.update(changes)
         return Graph(**fields)

@@ -25,7 +25,7 @@ def verify(graph: Graph) -> None:
         names.add(gi.name)
         defined.add(gi.value)
     for node in graph.nodes:
-        def fail(msg: str) -> None:
+        def fail(msg: str, node=node) -> None:
             raise VerifyError(located(msg, node.loc, format_node(node, with_loc=False)))
 
         for v in node.inputs:

@@ -8,8 +8,8 @@ with `naive_bytes` (one buffer per value), `planned_bytes` (the arena size) and
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 ALIGN = 64

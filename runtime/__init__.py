@@ -11,11 +11,11 @@ import time
 from graphc.ir import Graph
 from passes.fusion import as_kernels
 
-from .executor import Executable
 from .cache import cache_key
+from .executor import Executable
 from .jit import JitModule
-from .parallel import num_threads, set_num_threads
 from .lower import ENTRY, build_module
+from .parallel import num_threads, set_num_threads
 from .plan import plan_buffers
 
 __all__ = ["Executable", "compile_graph", "num_threads", "set_num_threads"]

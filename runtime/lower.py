@@ -17,8 +17,8 @@ from graphc.ops.registry import get_op
 from graphc.printer import format_node
 
 from .kernels import emit_kernel
-from .parallel import call_parallel
 from .llvm_emitter import I1, I8, I64, MEM_TYPES
+from .parallel import call_parallel
 from .plan import BufferPlan, Loc
 
 ENTRY = "graphc_main"

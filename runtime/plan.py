@@ -18,8 +18,8 @@ from graphc.printer import format_node
 from passes.memory import MemoryPlan
 
 from .fused import scratch_bytes, writes_in_place_ok
-from .parallel import kernel_parts
 from .kernels import LOWERED_KINDS
+from .parallel import kernel_parts
 
 ALIGN = 64
 

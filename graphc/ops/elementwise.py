@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import GraphcError, ShapeError
 from ..frontend import dsl as F
 from ..types import FLOAT_DTYPES, TensorType, broadcast_shapes
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
@@ -30,7 +30,7 @@ def _check_dtypes(types: list[TensorType], allowed: tuple[str, ...]) -> str:
 def _broadcast(types: list[TensorType]) -> tuple[int, ...]:
     try:
         return broadcast_shapes(*(t.shape for t in types))
-    except Exception as err:
+    except GraphcError as err:
         raise ShapeError(str(err)) from None
 
 
@@ -99,11 +99,16 @@ _ew("stop_gradient", "identity whose gradient is zero", lambda x: np.array(x, co
     lambda e, x: x, lambda x, y, g: [None], NUMERIC + ("bool",))
 
 # --- comparisons --------------------------------------------------------------------------
+def _comparison(method: str):
+    """The scalar body calling the emitter's comparison `method`."""
+    return lambda e, a, b: getattr(e, method)(a, b)
+
+
 for _name, _np, _method in [("equal", np.equal, "eq"), ("not_equal", np.not_equal, "ne"),
                             ("less", np.less, "lt"), ("less_equal", np.less_equal, "le"),
                             ("greater", np.greater, "gt"), ("greater_equal", np.greater_equal, "ge")]:
     _ew(_name, f"elementwise {_method} comparison, giving bool", _np,
-        (lambda m: lambda e, a, b: getattr(e, m)(a, b))(_method), NOT_DIFFERENTIABLE,
+        _comparison(_method), NOT_DIFFERENTIABLE,
         NUMERIC + ("bool",), result="bool", arity=2)
 
 

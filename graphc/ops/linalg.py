@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import GraphcError, ShapeError
 from ..frontend import dsl as F
 from ..types import FLOAT_DTYPES, TensorType, broadcast_shapes
 from .registry import REQUIRED, OpDef, register
@@ -32,7 +32,7 @@ def _matmul_rule(types, attrs):
                          f"({a.shape[-1]} != {b.shape[-2]})")
     try:
         batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except Exception as err:
+    except GraphcError as err:
         raise ShapeError(f"matmul batch dimensions: {err}") from None
     return [TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)]
 
