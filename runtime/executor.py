@@ -13,10 +13,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from graphc.errors import CompileError, FeedError, GraphcError, located
+from graphc.errors import CompileError, FeedError
 from graphc.interpret import check_feeds
-from graphc.ir import Graph, Value
-from graphc.ops.registry import get_op
+from graphc.ir import Graph
 
 from .jit import JitModule
 from .plan import BufferPlan, aligned_empty
@@ -68,8 +67,6 @@ class Executable:
         self._param_ptrs[plan.const_slot] = _pointer(plan.const_buffer)
         self._io = np.zeros(len(plan.input_slots) + len(plan.output_slots), np.uintp)
         self._updated = [self._buffers[name] for name in graph.updates]
-        self._checks = [n for n in graph.nodes if get_op(n.op).check_inputs is not None
-                        and any(v.name in graph.input_map for v in n.inputs)]
         self.stats = stats
         self._static_args = (_pointer(self._arena), _pointer(self._param_ptrs), _pointer(self._io))
         # the fast path of `run`: what a well-formed call looks like, checked cheaply
@@ -80,8 +77,7 @@ class Executable:
                                graph.outputs[name].type.np_dtype)
                               for name, slot in plan.output_slots.items()]
         self._updated_ranges = [(_pointer(a), _pointer(a) + a.nbytes) for a in self._updated]
-        self._fast_ok = not self._checks and all(name in self._buffers
-                                                 for name in plan.param_slots)
+        self._fast_ok = all(name in self._buffers for name in plan.param_slots)
 
     @property
     def llvm_ir(self) -> str:
@@ -123,7 +119,6 @@ class Executable:
             self._fn(*self._static_args)
             return outputs
         given = self._unaliased(check_feeds(self.graph, feeds))
-        self._check_inputs(given)
         io = self._io
         for name, slot in self.plan.input_slots.items():
             io[slot] = _pointer(given[name])
@@ -166,23 +161,6 @@ class Executable:
                 raise FeedError(f"{t.role} {name!r} has no initializer; feed it as "
                                 f"{t.value.type} ({t.value.type.np_dtype})")
         return swapped
-
-    def _check_inputs(self, given: dict[str, np.ndarray]) -> None:
-        """Each op's run-time data checks on the operands known before the run."""
-        for node in self._checks:
-            op = get_op(node.op)
-            arrays = [self._known(v, given) for v in node.inputs]
-            try:
-                op.check_inputs([v.type for v in node.inputs], arrays, **node.attrs)
-            except GraphcError as err:
-                raise type(err)(located(str(err), node.loc)) from None
-
-    def _known(self, v: Value, given: dict[str, np.ndarray]) -> np.ndarray | None:
-        if v.name in given and v.name in self.graph.input_map:
-            return given[v.name]
-        if v.name in self._buffers and self.graph.input_map.get(v.name) is not None:
-            return self._buffers[v.name]
-        return self.plan.consts.get(v)
 
     def __repr__(self) -> str:
         return f"<Executable {self.graph.name}: {self.stats.get('kernels')} kernels>"
