@@ -141,8 +141,9 @@ class IndexEval:
             return self.fixed[v]
         key = (v, tuple(id(i) for i in idx))
         if key not in self.memo:
-            self.memo[key] = self._compute(v, idx)
-        return self.memo[key]
+            # the entry keeps the index objects alive, so their ids cannot be reused
+            self.memo[key] = (self._compute(v, idx), idx)
+        return self.memo[key][0]
 
     def _compute(self, v: Value, idx: Index) -> ir.Value:
         if v in self.ptr:
