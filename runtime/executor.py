@@ -13,11 +13,13 @@ from types import MappingProxyType
 
 import numpy as np
 
-from graphc.errors import CompileError, FeedError
+from graphc.errors import CompileError, FeedError, GraphcError, located
 from graphc.interpret import check_feeds
 from graphc.ir import Graph
+from graphc.printer import format_node
 
 from .jit import JitModule
+from .llvm_emitter import ERROR_CELL
 from .plan import BufferPlan, aligned_empty
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -57,6 +59,7 @@ class Executable:
         self.plan = plan
         self._jit = jit  # owns the machine code: keep alive as long as the function pointer
         self._fn = _ENTRY_TYPE(jit.address)
+        self._error = ctypes.c_int64.from_address(jit.engine.get_global_value_address(ERROR_CELL))
         self._arena = aligned_empty(plan.arena_bytes)
         self._buffers = persistent_buffers(graph)
         self.params: Mapping[str, np.ndarray] = MappingProxyType(self._buffers)
@@ -117,6 +120,7 @@ class Executable:
                 out = outputs[name] = np.empty(shape, dtype)
                 io[slot] = out.ctypes.data
             self._fn(*self._static_args)
+            self._raise_on_error()
             return outputs
         given = self._unaliased(check_feeds(self.graph, feeds))
         io = self._io
@@ -133,7 +137,20 @@ class Executable:
         finally:
             for slot, ptr in swapped:
                 self._param_ptrs[slot] = ptr
+        self._raise_on_error()
         return outputs
+
+    def _raise_on_error(self) -> None:
+        """A kernel found invalid data (e.g. a computed gather index out of range; it read a
+        clamped, valid element instead): report it rather than return the clamped result."""
+        code = self._error.value
+        if code:
+            self._error.value = 0
+            node = self.graph.nodes[code - 1]
+            raise GraphcError(located("an index computed inside the compiled step is out of "
+                                      "range (the interpreter raises here too); outputs and "
+                                      "updated params of this step are not valid", node.loc,
+                                      format_node(node)))
 
     def _unaliased(self, given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Copy feeds that overlap a buffer this step writes, so no kernel reads a moving input."""

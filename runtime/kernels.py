@@ -38,7 +38,8 @@ def row_major_strides(shape) -> tuple[int, ...]:
 class Kernel:
     """The function being emitted for one node, with its typed buffer arguments."""
 
-    def __init__(self, module: ir.Module, node: Node, name: str, aliased: bool, parts: int = 1):
+    def __init__(self, module: ir.Module, node: Node, name: str, aliased: bool, parts: int = 1,
+                 error_code: int = 1):
         self.node = node
         self.op: OpDef = get_op(node.op)
         self.parts = parts
@@ -63,7 +64,7 @@ class Kernel:
         if self.scratch is not None:
             self.scratch.add_attribute("noalias")
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
-        self.e = LLVMEmitter(self.b)
+        self.e = LLVMEmitter(self.b, error_code)
 
     def finish(self) -> ir.Function:
         self.b.ret_void()
@@ -76,8 +77,9 @@ EMITTERS: dict[str, Callable[[Kernel, Mapping[Value, np.ndarray]], None]] = {
 
 
 def emit_kernel(module: ir.Module, node: Node, name: str, aliased: bool,
-                consts: Mapping[Value, np.ndarray], parts: int = 1) -> ir.Function:
+                consts: Mapping[Value, np.ndarray], parts: int = 1,
+                error_code: int = 1) -> ir.Function:
     """Emit the kernel for `node` into `module` and return its function."""
-    kernel = Kernel(module, node, name, aliased, parts)
+    kernel = Kernel(module, node, name, aliased, parts, error_code)
     EMITTERS[kernel.op.kind](kernel, consts)
     return kernel.finish()

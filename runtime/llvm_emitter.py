@@ -50,9 +50,18 @@ def is_float(value: ir.Value) -> bool:
 class LLVMEmitter:
     """Scalar bodies over llvmlite values; the LLVM twin of `graphc.ops.scalar.NumpyEmitter`."""
 
-    def __init__(self, builder: ir.IRBuilder):
+    def __init__(self, builder: ir.IRBuilder, error_code: int = 1):
         self.b = builder
         self.module: ir.Module = builder.module
+        self.error_code = error_code  # what fail_unless records: the kernel's position + 1
+
+    def fail_unless(self, cond, message: str) -> None:
+        """Record this kernel's error code in the module's error cell when `cond` is false;
+        the executor raises a GraphcError naming the kernel after the step (`message` is the
+        interpreter's wording; the compiled path reports the kernel and its location)."""
+        cell = error_cell(self.module)
+        old = self.b.load(cell)
+        self.b.store(self.b.select(cond, old, ir.Constant(I64, self.error_code)), cell)
 
     # --- arithmetic --------------------------------------------------------------------------
     def _binop(self, name: str, a, b):
@@ -167,6 +176,18 @@ class LLVMEmitter:
         if src == "i64":
             return self.b.sitofp(a, target)
         return self.b.fptosi(a, target)  # float -> int truncates toward zero, like C and NumPy
+
+
+ERROR_CELL = "graphc_error"
+
+
+def error_cell(module: ir.Module) -> ir.GlobalVariable:
+    """The module's i64 error cell (0: no error), read and cleared by the executor."""
+    cell = module.globals.get(ERROR_CELL)
+    if cell is None:
+        cell = ir.GlobalVariable(module, I64, ERROR_CELL)
+        cell.initializer = ir.Constant(I64, 0)
+    return cell
 
 
 def constant(dtype: str, value) -> ir.Constant:

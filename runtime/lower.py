@@ -17,7 +17,7 @@ from graphc.ops.registry import get_op
 from graphc.printer import format_node
 
 from .kernels import emit_kernel
-from .llvm_emitter import I1, I8, I64, MEM_TYPES
+from .llvm_emitter import I1, I8, I64, MEM_TYPES, error_cell
 from .parallel import call_parallel
 from .plan import BufferPlan, Loc
 
@@ -79,6 +79,7 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
     module = ir.Module(name=graph.name)
     module.triple, module.data_layout = triple, data_layout
     entry = EntryBuilder(module, plan)
+    error_cell(module)  # always present, so the executor can read it
     for src, dst, nbytes in plan.start_copies:
         entry.copy(src, dst, nbytes)
     kernels = 0
@@ -88,7 +89,7 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
         aliased = any(v in plan.inplace for v in node.outputs)
         try:
             fn = emit_kernel(module, node, _kernel_name(index, node.op), aliased, plan.consts,
-                             plan.parts.get(index, 1))
+                             plan.parts.get(index, 1), error_code=index + 1)
         except GraphcError as err:
             raise CompileError(located(f"lowering {node.op}: {err}", node.loc,
                                        format_node(node))) from None

@@ -22,9 +22,22 @@ def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool)
     return tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
 
 
-def _rule(allowed, empty_ok: bool = True):
-    """Shape rule of a reduction; `empty_ok=False` (max, min) rejects reducing an empty axis,
-    which has no identity-free answer (NumPy raises there too)."""
+def lowest(dtype: np.dtype):
+    """The identity of max (what max over an empty axis gives, as in ONNX)."""
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
+
+
+def highest(dtype: np.dtype):
+    """The identity of min."""
+    if dtype.kind == "f":
+        return np.inf
+    return True if dtype.kind == "b" else np.iinfo(dtype).max
+
+
+def _rule(allowed):
+    """Shape rule of a reduction over sorted, unique axes."""
     def infer(types, attrs):
         (x,), axes = types, attrs["axes"]
         if x.dtype not in allowed:
@@ -33,8 +46,6 @@ def _rule(allowed, empty_ok: bool = True):
             raise ShapeError(f"axes {axes} must be sorted, unique and within rank {x.rank}")
         if x.rank == 0 and axes:
             raise ShapeError("cannot reduce over an axis of a scalar")
-        if not empty_ok and any(x.shape[a] == 0 for a in axes):
-            raise ShapeError(f"cannot reduce over an empty axis of {x}")
         return [TensorType(reduced_shape(x.shape, axes, attrs["keepdims"]), x.dtype)]
     return infer
 
@@ -82,6 +93,7 @@ register(OpDef(
     finalize=lambda e, acc, count: e.div(acc, e.const(count, acc))))
 register(OpDef(
     name="max", doc="maximum over axes (NaN propagates)", kind="reduction",
-    infer=_rule(NUMERIC, empty_ok=False),
-    reference=lambda x, axes, keepdims: np.max(x, axis=axes, keepdims=keepdims),
+    infer=_rule(NUMERIC),
+    reference=lambda x, axes, keepdims: np.max(x, axis=axes, keepdims=keepdims,
+                                               initial=lowest(x.dtype)),
     bprop=_max_bprop, attrs=_ATTRS, reducer=("max", -math.inf)))

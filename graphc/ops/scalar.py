@@ -10,12 +10,13 @@ import math
 
 import numpy as np
 
+from ..errors import GraphcError
 from ..types import DTYPES
 
 EMITTER_METHODS = (
     "add", "sub", "mul", "div", "neg", "exp", "log", "tanh", "sqrt", "pow", "max", "min",
     "lt", "le", "gt", "ge", "eq", "ne", "select", "const", "cast",
-    "floor", "ceil", "round", "erf", "floordiv", "mod", "xor", "shift_right",
+    "floor", "ceil", "round", "erf", "floordiv", "mod", "xor", "shift_right", "fail_unless",
 )
 
 
@@ -64,6 +65,12 @@ class NumpyEmitter:
     def xor(self, a, b): return np.bitwise_xor(a, b)
     def shift_right(self, a, k):
         return (np.asarray(a).astype(np.uint64) >> np.asarray(k).astype(np.uint64)).astype(np.int64)
+
+    def fail_unless(self, cond, message: str) -> None:
+        """Data the shape rule could not see is invalid (an index out of range): an error,
+        never a silent clamp. Compiled code raises the same error after the step."""
+        if not np.all(cond):
+            raise GraphcError(message)
 
     def run(self, body, *args, **attrs):
         with np.errstate(all="ignore"):  # a fresh context per run: NumPy 2 errstates are one-shot

@@ -22,7 +22,7 @@ from ..frontend import dsl as F
 from ..frontend import nn as N
 from ..types import FLOAT_DTYPES, TensorType
 from .nn import one_hot
-from .reduce import _ATTRS, NUMERIC, _max_bprop, _rule
+from .reduce import _ATTRS, NUMERIC, _max_bprop, _rule, highest
 from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 
 
@@ -301,6 +301,9 @@ def _gather_index_map(at, e, idx, in_types, out_type, axis):
     axis = axis % data.rank
     k = at(1, tuple(idx[axis:axis + indices.rank]))
     size = data.shape[axis]
+    inside = e.select(e.lt(k, e.const(-size, k)), e.lt(k, e.const(-size, k)),
+                      e.lt(k, e.const(size, k)))
+    e.fail_unless(inside, f"gather: an index is outside [-{size}, {size})")
     k = e.select(e.lt(k, e.const(0, k)), e.add(k, e.const(size, k)), k)
     k = _clamp(e, k, 0, size - 1)
     return at(0, tuple(idx[:axis]) + (k,) + tuple(idx[axis + indices.rank:]))
@@ -328,8 +331,9 @@ register(OpDef(
 # --- min and the index-picking reductions -----------------------------------------------------
 register(OpDef(
     name="min", doc="minimum over axes (NaN propagates)", kind="reduction",
-    infer=_rule(NUMERIC, empty_ok=False),
-    reference=lambda x, axes, keepdims: np.min(x, axis=axes, keepdims=keepdims),
+    infer=_rule(NUMERIC),
+    reference=lambda x, axes, keepdims: np.min(x, axis=axes, keepdims=keepdims,
+                                               initial=highest(x.dtype)),
     bprop=_max_bprop, attrs=_ATTRS, reducer=("min", math.inf)))
 
 
