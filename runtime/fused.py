@@ -19,6 +19,7 @@ from llvmlite import ir
 
 from graphc.errors import CompileError
 from graphc.ir import Graph, Node, Value
+from graphc.ops.linalg import contiguous_strides
 from graphc.ops.registry import get_op
 from graphc.types import TensorType
 
@@ -29,18 +30,10 @@ ZERO = ir.Constant(I64, 0)
 Index = tuple[ir.Value, ...]
 
 
-def _row_major(shape) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
-
-
 def flat_offset(b: ir.IRBuilder, idx: Index, shape) -> ir.Value:
     """Σ idx[d] * stride[d] for a row-major array of `shape` (size-1 dims skipped)."""
     offset = ZERO
-    for i, stride, n in zip(idx, _row_major(shape), shape):
+    for i, stride, n in zip(idx, contiguous_strides(shape), shape):
         if n == 1:
             continue
         term = i if stride == 1 else b.mul(i, ir.Constant(I64, stride), flags=("nsw",))
@@ -51,7 +44,7 @@ def flat_offset(b: ir.IRBuilder, idx: Index, shape) -> ir.Value:
 def unflatten(b: ir.IRBuilder, flat: ir.Value, shape) -> Index:
     """The multi-index of a row-major flat offset (udiv/urem by constants)."""
     out = []
-    for stride, n in zip(_row_major(shape), shape):
+    for stride, n in zip(contiguous_strides(shape), shape):
         if n == 1:
             out.append(ZERO)
             continue
@@ -65,7 +58,7 @@ def view_index(b: ir.IRBuilder, idx: Index, view, out_shape, in_shape) -> Index 
     the view permutes whole dims (a transpose) or regroups adjacent dims (a reshape of a dense
     array): only the dims inside a regrouped block need a division. None: use the flat offset.
     """
-    in_strides = _row_major(in_shape)
+    in_strides = contiguous_strides(in_shape)
     by_stride = {s: p for p, (s, n) in enumerate(zip(in_strides, in_shape)) if n > 1}
     mapped = [ZERO] * len(in_shape)
     if all(n == 1 or (view[d] in by_stride and in_shape[by_stride[view[d]]] == n)
@@ -74,7 +67,7 @@ def view_index(b: ir.IRBuilder, idx: Index, view, out_shape, in_shape) -> Index 
             if n > 1:
                 mapped[by_stride[view[d]]] = idx[d]
         return tuple(mapped)
-    if tuple(view) != _row_major(out_shape):
+    if tuple(view) != contiguous_strides(out_shape):
         return None
     groups, i, o = [], 0, 0  # blocks of adjacent dims with equal sizes on both sides
     while i < len(in_shape) or o < len(out_shape):
@@ -339,7 +332,7 @@ def affine(ev: IndexEval, v: Value, prefix: Index):
     operand or a strided view (transpose, reshape) of one; None otherwise."""
     b = ev.b
     if v in ev.ptr and v not in ev.consts:
-        ptr, strides = ev.ptr[v], _row_major(v.type.shape)
+        ptr, strides = ev.ptr[v], contiguous_strides(v.type.shape)
     else:
         node = ev.producer.get(v)
         op = get_op(node.op) if node is not None else None

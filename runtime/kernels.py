@@ -26,15 +26,6 @@ from .llvm_emitter import (
 LOWERED_KINDS = ("fused",)
 
 
-def row_major_strides(shape) -> tuple[int, ...]:
-    """Element strides of a dense row-major array."""
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
-
-
 class Kernel:
     """The function being emitted for one node, with its typed buffer arguments."""
 
