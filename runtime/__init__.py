@@ -1,8 +1,9 @@
 """runtime: from a graph of primitive ops to machine code and back to NumPy.
 
 Input: a `graphc.ir.Graph` of `fused` kernels (passes/fusion.py) and source nodes; any other
-primitive node (elementwise, reduction, matmul, movement) is lowered as a kernel of its own. Output: `compile_graph(graph) -> Executable`, whose `run(feeds)` is one
-native call into a single JIT-compiled LLVM module.
+primitive node (elementwise, reduction, matmul, movement) is first wrapped into a kernel of its
+own (`as_kernels`). Output: `compile_graph(graph) -> Executable`, whose `run(feeds)` is one
+native call into a single JIT-compiled LLVM module (from the disk cache when possible).
 """
 from __future__ import annotations
 

@@ -80,6 +80,7 @@ def store(key: str, payload: bytes) -> None:
     root = cache_dir()
     if root is None:
         return
+    tmp = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
@@ -88,7 +89,5 @@ def store(key: str, payload: bytes) -> None:
                     hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, root / f"{key}.o")
     except OSError:
-        try:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
