@@ -10,6 +10,7 @@ processes compiling the same graph at once each see either no entry or a whole o
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -89,5 +90,6 @@ def store(key: str, payload: bytes) -> None:
                     hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, root / f"{key}.o")
     except OSError:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
