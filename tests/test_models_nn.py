@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from models import MODELS
-from models import cnn, transformer
+from models import MODELS, cnn, transformer
 
 
 @pytest.mark.parametrize("size", [8, 28])
