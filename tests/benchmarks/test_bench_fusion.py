@@ -10,22 +10,9 @@ import pytest
 
 import graphc as gc
 from graphc.pipeline import Executable, passes_for
-from models.mlp import BENCH_SIZES, build_mlp
 
 BATCH = 128
 STATS = ("kernels", "kernels_unfused", "planned_bytes", "lower_bound_bytes", "naive_bytes")
-
-
-@pytest.fixture(scope="module")
-def graph() -> gc.Graph:
-    return build_mlp(BENCH_SIZES, batch=BATCH, seed=0)
-
-
-@pytest.fixture(scope="module")
-def feeds() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return {"x": rng.random((BATCH, BENCH_SIZES[0]), dtype=np.float32),
-            "y": rng.integers(0, BENCH_SIZES[-1], BATCH)}
 
 
 @pytest.mark.parametrize("fusion", [True, False], ids=["fused", "unfused"])

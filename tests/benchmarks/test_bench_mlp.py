@@ -10,25 +10,13 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from models.mlp import BENCH_SIZES, build_mlp, numpy_sgd_step
+from models.mlp import numpy_sgd_step
 
 BATCH, LR = 128, 0.1
 
 
 def sgd() -> object:
     return gc.optim.SGD(lr=LR, momentum=0.0, weight_decay=0.0)
-
-
-@pytest.fixture(scope="module")
-def graph() -> gc.Graph:
-    return build_mlp(BENCH_SIZES, batch=BATCH, seed=0)
-
-
-@pytest.fixture(scope="module")
-def feeds() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return {"x": rng.random((BATCH, BENCH_SIZES[0]), dtype=np.float32),
-            "y": rng.integers(0, BENCH_SIZES[-1], BATCH)}
 
 
 def first_numpy_loss(graph: gc.Graph, feeds) -> float:
