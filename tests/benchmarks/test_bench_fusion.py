@@ -11,7 +11,6 @@ import pytest
 import graphc as gc
 from graphc.pipeline import Executable, passes_for
 
-BATCH = 128
 STATS = ("kernels", "kernels_unfused", "planned_bytes", "lower_bound_bytes", "naive_bytes")
 
 

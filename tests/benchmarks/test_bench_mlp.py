@@ -12,7 +12,7 @@ import pytest
 import graphc as gc
 from models.mlp import numpy_sgd_step
 
-BATCH, LR = 128, 0.1
+LR = 0.1
 
 
 def sgd() -> object:
