@@ -388,6 +388,10 @@ CONV = {
         _pool_case("f64_3d", "f64[1,2,4,3,5]", "max", **_P3D),
         _pool_case("f32_3d_ties", "f32[1,1,3,3,3]", "max", values([1.0, 2.0, 2.0, 0.0]),
                    grad=False, kernel_shape=(2, 2, 2)),
+        # windows that tile the input exactly lower to reshape + transpose (ops/pool.py)
+        _pool_case("f64_1d_tiled", "f64[2,3,6]", "max", kernel_shape=(3,), strides=(3,)),
+        _pool_case("f64_3d_tiled", "f64[1,2,4,2,6]", "max", kernel_shape=(2, 2, 3),
+                   strides=(2, 2, 3)),
         bad("rank", "f32[2,4,4]", "rank 4", kernel_shape=(2, 2))],
     "max_pool_indices": [
         _pool_case("f32_2d", "f32[2,2,4,5]", "index", kernel_shape=(2, 3), strides=(2, 1),
@@ -398,6 +402,8 @@ CONV = {
                    kernel_shape=(3, 3)),
         _pool_case("f64_1d", "f64[1,3,6]", "index", kernel_shape=(2,), dilations=(2,)),
         _pool_case("f64_3d", "f64[2,1,3,4,3]", "index", **_P3D),
+        _pool_case("f64_tiled_column_major", "f64[2,2,4,6]", "index", kernel_shape=(2, 3),
+                   strides=(2, 3), storage_order=1),
         bad("i64", "i64[1,1,4,4]", "float", kernel_shape=(2, 2))],
     "avg_pool": [
         case("f32_2x2", "f32[2,2,4,6]", _avg_loop(kernel_shape=(2, 2), strides=(2, 2)),
@@ -413,6 +419,8 @@ CONV = {
              kernel_shape=(2, 2), strides=(2, 2), ceil_mode=True),
         _pool_case("f64_1d_include", "f64[2,1,6]", "avg", kernel_shape=(3,), pads=(2, 1),
                    count_include_pad=True),
+        _pool_case("f64_3d_tiled", "f64[1,2,2,4,6]", "avg", kernel_shape=(2, 2, 3),
+                   strides=(2, 2, 3)),
         _pool_case("f64_3d_ceil_include", "f64[1,2,4,3,5]", "avg", ceil_mode=True,
                    count_include_pad=True, **_P3D),
         _pool_case("f32_3d_exclude", "f32[1,1,3,4,4]", "avg", **_P3D),

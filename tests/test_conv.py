@@ -189,3 +189,56 @@ def test_max_pool_indices_match_direct_loop(storage_order):
     want = pool_loop(x, kind="index", storage_order=storage_order, **attrs)
     np.testing.assert_array_equal(gc.interpret(graph, {"x": x})["i"], want)
     np.testing.assert_array_equal(gc.compile(graph).run({"x": x})["i"], want)
+
+
+def _ops_after_pipeline(graph, grads):
+    from graphc.pipeline import passes_for, run_pipeline
+    lowered = run_pipeline(graph, passes_for(grads=grads))
+    return [m.op for n in lowered.nodes
+            for m in (n.attrs["body"].nodes if n.op == "fused" else [n])]
+
+
+def test_tiling_pool_lowers_to_strided_reads_not_window_gathers():
+    """2x2/stride-2 pooling of an even input is a reshape + transpose both ways; a pool whose
+    windows overlap keeps windows (forward) and col2im (backward)."""
+    b = gc.GraphBuilder()
+    x = b.input("x", (2, 3, 8, 6))
+    ops = _ops_after_pipeline(b.build({"y": gc.sum(gc.max_pool2d(x, 2, 2))}), ("y", ["x"]))
+    assert "windows" not in ops and "col2im" not in ops
+    b = gc.GraphBuilder()
+    x = b.input("x", (2, 3, 8, 6))
+    ops = _ops_after_pipeline(b.build({"y": gc.sum(gc.max_pool2d(x, 3, 2))}), ("y", ["x"]))
+    assert "windows" in ops and "col2im" in ops
+
+
+class _Recorder:
+    """An index-map emitter that writes expressions as text and counts the ops it is asked for."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, op):
+        def emit(*args):
+            self.calls.append(op)
+            return f"{op}({', '.join(map(str, args))})"
+        return emit
+
+
+def _windows_reads(pads):
+    from graphc.ops import get_op
+    from graphc.types import TensorType
+    x = TensorType((1, 1, 6, 6), "f32")
+    attrs = {"kernel": (3, 3), "strides": (1, 1), "pads": pads, "dilations": (1, 1),
+             "value": 0.0}
+    (out,) = get_op("windows").infer([x], attrs)
+    e = _Recorder()
+    read = get_op("windows").index_map(lambda i, idx: f"x{list(idx)}", e, ("n", "c", "h", "w",
+                                       "i", "j"), [x], out, **attrs)
+    return read, e.calls
+
+
+def test_windows_inside_the_input_read_x_without_bounds_checks():
+    read, calls = _windows_reads((0, 0, 0, 0))
+    assert read.startswith("x[") and not {"select", "min", "max"} & set(calls)
+    read, calls = _windows_reads((1, 0, 1, 0))  # padding: clamped read, padding value selected
+    assert read.startswith("select(") and {"min", "max"} <= set(calls)

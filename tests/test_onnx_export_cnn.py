@@ -207,8 +207,9 @@ def test_ops_without_rules_inside_decompositions_are_listed_up_front():
     finally:
         RULES.update(saved)
     message = str(err.value)
-    assert "4 node(s) have no ONNX export rule" in message
-    assert message.count("windows at models/cnn.py") == 4
+    # the two convs' windows (the 2x2 pools tile their inputs: reshape + transpose, no windows)
+    assert "2 node(s) have no ONNX export rule" in message
+    assert message.count("windows at models/cnn.py") == 2
 
 
 # --- graphc export: the models of issue 4 item 7 -----------------------------------------

@@ -113,10 +113,14 @@ def _windows_index_map(at, e, idx, in_types, out_type, kernel, strides, pads, di
         o, k, size = outs[a], taps[a], x.shape[2 + a]
         pos = e.sub(e.add(e.mul(o, e.const(strides[a], o)), e.mul(k, e.const(dilations[a], k))),
                     e.const(pads[a], o))
+        last = (out_type.shape[2 + a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a]
+        if pads[a] == 0 and last - pads[a] < size:  # every window inside: a plain strided read
+            read.append(pos)
+            continue
         valid += [e.ge(pos, e.const(0, pos)), e.lt(pos, e.const(size, pos))]
         read.append(e.min(e.max(pos, e.const(0, pos)), e.const(size - 1, pos)))
     v = at(0, (*idx[:2], *read) + (tuple(taps) if x.rank == 2 + 2 * d else ()))
-    return e.select(_all(e, valid), v, e.const(value, v))
+    return e.select(_all(e, valid), v, e.const(value, v)) if valid else v
 
 
 def _windows_bprop(x, y, g, kernel, strides, pads, dilations, value):
@@ -212,12 +216,14 @@ def _conv_reference(x, w, b=None, *, strides, pads, dilations, group):
 
 
 def _cols(x, w, strides, pads, dilations, group):
-    """x's windows as [group, N*OH*OW, C/group*KH*KW] (the A operand of the conv matmul)."""
+    """x's windows as [group, C/group*KH*KW, N*OH*OW]: the B operand of the conv matmul, in
+    the orientation that keeps a few filters (LeNet's 6) on the GEMM's short M side and the
+    many output positions on its wide N side, and reads x along rows (contiguous in ow)."""
     c6 = N.windows(x, w.shape[2:], strides, pads, dilations)
     n, c, oh, ow, kh, kw = c6.shape
     c7 = F.reshape(c6, (n, group, c // group, oh, ow, kh, kw))
-    return F.reshape(F.transpose(c7, (1, 0, 3, 4, 2, 5, 6)),
-                     (group, n * oh * ow, c // group * kh * kw))
+    return F.reshape(F.transpose(c7, (1, 2, 5, 6, 0, 3, 4)),
+                     (group, c // group * kh * kw, n * oh * ow))
 
 
 def _wmat(w, group):
@@ -227,11 +233,10 @@ def _wmat(w, group):
 
 
 def _conv_decompose(x, w, b=None, *, strides, pads, dilations, group):
-    cols = _cols(x, w, strides, pads, dilations, group)
-    y = cols @ F.swapaxes(_wmat(w, group), 1, 2)  # [G, N*OH*OW, O/G]
+    y = _wmat(w, group) @ _cols(x, w, strides, pads, dilations, group)  # [G, O/G, N*OH*OW]
     n, o = x.shape[0], w.shape[0]
     oh, ow = check_window(x.shape[2:], w.shape[2:], strides, pads, dilations, "conv2d")
-    y = F.transpose(F.reshape(y, (group, n, oh, ow, o // group)), (1, 0, 4, 2, 3))
+    y = F.transpose(F.reshape(y, (group, o // group, n, oh, ow)), (2, 0, 1, 3, 4))
     y = F.reshape(y, (n, o, oh, ow))
     return y if b is None else y + F.reshape(b, (o, 1, 1))
 
@@ -241,13 +246,16 @@ def _conv_bprop(*args, strides, pads, dilations, group):
     g = args[-1]
     n, o, oh, ow = g.shape
     c, kh, kw = x.shape[1], w.shape[2], w.shape[3]
-    gm = F.reshape(F.transpose(F.reshape(g, (n, group, o // group, oh, ow)), (1, 0, 3, 4, 2)),
-                   (group, n * oh * ow, o // group))
-    dw = F.reshape(F.swapaxes(gm, 1, 2) @ _cols(x, w, strides, pads, dilations, group), w.shape)
-    dcols = F.reshape(gm @ _wmat(w, group), (group, n, oh, ow, c // group, kh, kw))
-    dcols = F.reshape(F.transpose(dcols, (1, 0, 4, 2, 3, 5, 6)), (n, c, oh, ow, kh, kw))
-    dx = F.sum(N.col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5))
-    return [dx, dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
+    gm = F.reshape(F.transpose(F.reshape(g, (n, group, o // group, oh, ow)), (1, 2, 0, 3, 4)),
+                   (group, o // group, n * oh * ow))
+    cols = _cols(x, w, strides, pads, dilations, group)
+    dw = F.reshape(gm @ F.swapaxes(cols, 1, 2), w.shape)
+    dcols = F.reshape(F.swapaxes(_wmat(w, group), 1, 2) @ gm,
+                      (group, c // group, kh, kw, n, oh, ow))
+    dcols = F.reshape(F.transpose(dcols, (4, 0, 1, 5, 6, 2, 3)), (n, c, oh, ow, kh, kw))
+    # taps first, so the reduction loops outermost and the output row stays contiguous
+    back = F.transpose(N.col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5, 0, 1, 2, 3))
+    return [F.sum(back, (0, 1)), dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
 
 
 register(OpDef(

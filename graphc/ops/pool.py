@@ -72,8 +72,26 @@ def _geometry(x, kernel_shape, strides, pads, dilations, ceil_mode, **_):
     return tuple(kernel_shape), strides, pads, dilations
 
 
+def _tiling(x, kernel, strides, pads, dilations) -> bool:
+    """Whether the windows tile x exactly (stride = kernel, no padding or dilation, every
+    position in one window): then windows are a reshape + transpose and their adjoint the
+    inverse one, which fuse as strided reads instead of bounds-checked gathers."""
+    d = len(kernel)
+    return (tuple(strides) == tuple(kernel) and not any(pads) and set(dilations) == {1}
+            and all(s % k == 0 for s, k in zip(_spatial(x, d), kernel)))
+
+
+def _tile_perm(d: int) -> tuple[int, ...]:
+    """[N,C,O1,K1,...,Od,Kd] -> [N,C,O1..Od,K1..Kd]."""
+    return (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))
+
+
 def _pool_windows(x, value, **attrs):
-    return N.windows(x, *_geometry(x, **attrs), value)
+    kernel, strides, pads, dilations = _geometry(x, **attrs)
+    if not _tiling(x, kernel, strides, pads, dilations):
+        return N.windows(x, kernel, strides, pads, dilations, value)
+    split = [n for s, k in zip(_spatial(x, len(kernel)), kernel) for n in (s // k, k)]
+    return F.transpose(F.reshape(x, (*x.shape[:2], *split)), _tile_perm(len(kernel)))
 
 
 def _windows_np(x, value, **attrs):
@@ -89,6 +107,10 @@ def _scatter(cols, x, **attrs):
     """col2im of per-window-element gradients [N,C,*O,*K], summed back to x's shape."""
     kernel, strides, pads, dilations = _geometry(x, **attrs)
     d = len(kernel)
+    if _tiling(x, kernel, strides, pads, dilations):
+        perm = _tile_perm(d)
+        inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
+        return F.reshape(F.transpose(cols, inverse), x.shape)
     return F.sum(N.col2im(cols, _spatial(x, d), strides, pads, dilations), _window_axes(d))
 
 
