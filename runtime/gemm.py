@@ -10,7 +10,6 @@ come from the host's features: AVX-512 (16 lanes), AVX2 (8) or a generic 4-lane 
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import llvmlite.binding as llvm
@@ -19,6 +18,7 @@ from llvmlite import ir
 from graphc.types import TensorType
 
 from .llvm_emitter import I64, MEM_TYPES, constant, for_range, for_span, load, store
+from .pack import PackB
 
 
 @functools.cache
@@ -101,11 +101,11 @@ class Gemm:
         self.b, self.dtype, self.m, self.n, self.k = b, dtype, m, n, k
         self.affine_a = affine_a  # (pointer to A[0, 0], row stride, column stride) if strided
         self.affine_b = affine_b  # (pointer to B[0, 0], stride along K, along N) if strided
-        self.b_strides = None if affine_b is None else affine_b[1:]
         self.read_a, self.read_b, self.epilogue = read_a, read_b, epilogue
         self.lanes, self.mr, self.nr, kc = tiles(dtype)
         self.kc = depth_block(k, kc)
         self.packed, self.cblock = packed, cblock
+        self.packer = PackB(b, dtype, self.lanes, self.nr, read_b, affine_b, packed)
 
     def i64(self, v: int) -> ir.Constant:
         return ir.Constant(I64, v)
@@ -157,7 +157,7 @@ class Gemm:
             b_ptr = b.gep(ptr, [b.add(b.mul(pc, self.i64(s_k)), jc)], inbounds=True)
             layout = (b_ptr, self.i64(s_k), self.i64(self.nr))
         else:
-            self.pack_b(jc, ncur, ncp, pc, kcur)
+            self.packer.pack(jc, ncur, pc, kcur)
             layout = (self.packed, self.i64(self.nr), self.i64(kcur * self.nr))
         if self.affine_a is not None:  # one shared, compiled-once tile loop for every kernel
             ptr, s_i, s_k = self.affine_a
@@ -169,26 +169,6 @@ class Gemm:
         tiles_ = Tiles(b, self.dtype)
         tiles_.emit(lambda r, k: self.read_a(r, b.add(pc, k)), self.i64(self.m), layout,
                     self.i64(kcur), self.cblock, self.i64(ncp), first)
-
-    def pack_b(self, jc, ncur: int, ncp: int, pc, kcur: int) -> None:
-        """packed[jr][p][jj] = B[pc + p, jc + jr*NR + jj], zero past column ncur. When B is a
-        transposed view (contiguous along p), p is the inner loop so reads stay contiguous."""
-        b, nr = self.b, self.nr
-        along_p = self.b_strides is not None and self.b_strides[0] == 1 != self.b_strides[1]
-        loops = [("pj", ncp // nr), ("pq", nr), ("pp", kcur)] if along_p else \
-            [("pj", ncp // nr), ("pp", kcur), ("pq", nr)]
-        with contextlib.ExitStack() as stack:
-            index = {name: stack.enter_context(for_range(b, count, name))
-                     for name, count in loops}
-            jr, p, jj = index["pj"], index["pp"], index["pq"]
-            col = b.add(b.mul(jr, self.i64(nr)), jj)
-            inside = b.icmp_signed("<", col, self.i64(ncur))
-            safe = b.select(inside, col, self.i64(max(ncur - 1, 0)))
-            value = self.read_b(b.add(pc, p), b.add(jc, safe))
-            value = b.select(inside, value, constant(self.dtype, 0))
-            offset = b.add(b.mul(b.add(b.mul(jr, self.i64(kcur)), p), self.i64(nr)), jj)
-            store(b, value, self.packed, offset, self.dtype)
-
 
 
 class Tiles:

@@ -216,14 +216,15 @@ def _conv_reference(x, w, b=None, *, strides, pads, dilations, group):
 
 
 def _cols(x, w, strides, pads, dilations, group):
-    """x's windows as [group, C/group*KH*KW, N*OH*OW]: the B operand of the conv matmul, in
-    the orientation that keeps a few filters (LeNet's 6) on the GEMM's short M side and the
-    many output positions on its wide N side, and reads x along rows (contiguous in ow)."""
+    """x's windows as [N, group, C/group*KH*KW, OH*OW]: per image, the B operand of the conv
+    matmul. Images are the batch of the matmul, so its output is NCHW as it stands, the few
+    filters (LeNet's 6) sit on the GEMM's short M side, and each column row reads x along a
+    row of the image (contiguous in ow)."""
     c6 = N.windows(x, w.shape[2:], strides, pads, dilations)
     n, c, oh, ow, kh, kw = c6.shape
     c7 = F.reshape(c6, (n, group, c // group, oh, ow, kh, kw))
-    return F.reshape(F.transpose(c7, (1, 2, 5, 6, 0, 3, 4)),
-                     (group, c // group * kh * kw, n * oh * ow))
+    return F.reshape(F.transpose(c7, (0, 1, 2, 5, 6, 3, 4)),
+                     (n, group, c // group * kh * kw, oh * ow))
 
 
 def _wmat(w, group):
@@ -233,10 +234,9 @@ def _wmat(w, group):
 
 
 def _conv_decompose(x, w, b=None, *, strides, pads, dilations, group):
-    y = _wmat(w, group) @ _cols(x, w, strides, pads, dilations, group)  # [G, O/G, N*OH*OW]
+    y = _wmat(w, group) @ _cols(x, w, strides, pads, dilations, group)  # [N, G, O/G, OH*OW]
     n, o = x.shape[0], w.shape[0]
     oh, ow = check_window(x.shape[2:], w.shape[2:], strides, pads, dilations, "conv2d")
-    y = F.transpose(F.reshape(y, (group, o // group, n, oh, ow)), (2, 0, 1, 3, 4))
     y = F.reshape(y, (n, o, oh, ow))
     return y if b is None else y + F.reshape(b, (o, 1, 1))
 
@@ -246,13 +246,12 @@ def _conv_bprop(*args, strides, pads, dilations, group):
     g = args[-1]
     n, o, oh, ow = g.shape
     c, kh, kw = x.shape[1], w.shape[2], w.shape[3]
-    gm = F.reshape(F.transpose(F.reshape(g, (n, group, o // group, oh, ow)), (1, 2, 0, 3, 4)),
-                   (group, o // group, n * oh * ow))
+    gm = F.reshape(g, (n, group, o // group, oh * ow))
     cols = _cols(x, w, strides, pads, dilations, group)
-    dw = F.reshape(gm @ F.swapaxes(cols, 1, 2), w.shape)
+    dw = F.reshape(F.sum(gm @ F.swapaxes(cols, -1, -2), 0), w.shape)
     dcols = F.reshape(F.swapaxes(_wmat(w, group), 1, 2) @ gm,
-                      (group, c // group, kh, kw, n, oh, ow))
-    dcols = F.reshape(F.transpose(dcols, (4, 0, 1, 5, 6, 2, 3)), (n, c, oh, ow, kh, kw))
+                      (n, group, c // group, kh, kw, oh, ow))
+    dcols = F.reshape(F.transpose(dcols, (0, 1, 2, 5, 6, 3, 4)), (n, c, oh, ow, kh, kw))
     # taps first, so the reduction loops outermost and the output row stays contiguous
     back = F.transpose(N.col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5, 0, 1, 2, 3))
     return [F.sum(back, (0, 1)), dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
