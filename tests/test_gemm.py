@@ -1,5 +1,5 @@
 """The packed GEMM (runtime/gemm.py, runtime/pack.py) against NumPy on shapes that exercise every
-packing path: whole and partial NR panels, K blocks and their tail, L x L transposed squares of
+packing path: B read in place, whole and partial NR panels, K blocks and their tail, L x L transposed squares of
 a B contiguous along K and their row/column remainders, both dtypes, all four transpositions."""
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from llvmlite import ir
 import graphc as gc
 from runtime.pack import transpose_square
 
-SHAPES = [(5, 7, 3), (9, 37, 41), (17, 300, 70), (8, 513, 33), (33, 16, 16), (3, 48, 100)]
+# (9, 40, 64): whole panels read in place; (4, 300, 1024): rows a page apart, packed
+SHAPES = [(5, 7, 3), (9, 37, 41), (17, 300, 70), (8, 513, 33), (33, 16, 16), (3, 48, 100),
+          (9, 40, 64), (4, 300, 1024)]
 
 
 def _product(m, k, n, ta, tb, dtype):
