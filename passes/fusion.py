@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from graphc.ir import Graph, GraphInput, Node, Value
+from graphc.ops.linalg import contiguous_strides
 from graphc.ops.registry import get_op
 
 POINTWISE = ("elementwise", "movement")
@@ -43,6 +44,24 @@ class Group:
         if shape == self.domain:
             return True
         return self.kind == "reduce" and math.prod(shape) == self.rows
+
+
+def keeps_flat_order(node: Node) -> bool:
+    """Is a movement node a reshape: each output element read at its own flat offset?"""
+    op, x = get_op(node.op), node.inputs[0]
+    return (op.view is not None and op.index_map is None and x.type.size == node.output.type.size
+            and tuple(op.view(x.type, node.output.type, **node.attrs))
+            == contiguous_strides(node.output.type.shape))
+
+
+def may_join(node: Node, group: Group) -> bool:
+    """A movement node may read a value computed in a matmul kernel never (only the current
+    element of C exists there), in a reduce kernel only as a reshape (a transpose of a
+    softmax would read other rows, which a row-by-row kernel has not computed yet; alone it
+    folds into its consumer as a strided read)."""
+    if get_op(node.op).kind != "movement":
+        return True
+    return group.kind == "loop" or (group.kind == "reduce" and keeps_flat_order(node))
 
 
 class Fuser:
@@ -114,8 +133,7 @@ class Fuser:
         if kind in POINTWISE:
             shape = node.output.type.shape
             fits = [g for g in self.producer_groups(node)
-                    if g.accepts_shape(shape) and self.can_join(node, g)
-                    and not (kind == "movement" and g.kind == "matmul")]
+                    if g.accepts_shape(shape) and self.can_join(node, g) and may_join(node, g)]
             if not fits:
                 return self.new_group(node, "loop", shape)
             target = min(fits, key=lambda g: PREFERENCE.index(g.kind))

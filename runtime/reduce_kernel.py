@@ -1,0 +1,258 @@
+"""Lowering of `reduce` kernels: reductions over the same axes of one domain, with their
+elementwise producers and consumers (see passes/fusion.py).
+
+Input: a `reduce` fused kernel (runtime/kernels.py's Kernel) and its IndexEval. Output: the
+kernel's loops, in one of two schemes.
+
+- Rows, when the reduced axes are the trailing ones (softmax, layer norm, a loss) and every
+  value is read within its own row: one loop over the rows; per row, each reduction in body
+  order is one pass over the row, accumulated in registers with combines the loop vectoriser
+  may split across lanes (sum: `fadd reassoc`; max/min: a NaN-free compare-select plus a NaN
+  flag, so NaN still propagates); a full-domain value computed in one pass and read by a later
+  one (softmax's exp(x - max)) is kept in a row buffer instead of being recomputed; then the
+  row's full-domain outputs.
+- Whole domain, otherwise (e.g. a bias gradient summed over the batch): each reduction in turn
+  over the whole domain, into one accumulator per kept index, the kept axes innermost and
+  contiguous when they trail (vectorised across accumulators, each summed in order); then the
+  full-domain outputs in one more loop nest.
+
+Either way each reduction's per-row results end in a scratch array, and the outputs at the
+reduced shape are evaluated from those after all rows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from graphc.ir import Graph, Node, Value
+from graphc.ops.registry import get_op
+from passes.fusion import keeps_flat_order
+
+from .index_eval import IndexEval, Scratch, flat_offset, loop_nest, unflatten
+from .llvm_emitter import I1, REG_TYPES, constant, for_range, load, store
+
+ROW_BUFFER_BYTES = 1 << 17  # larger row buffers recompute instead (kept within L2)
+_NO_NAN = ("nnan", "nsz")  # lets the vectoriser treat a compare-select as a max/min
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A reduce kernel's iteration space: the domain, its reduced and kept axes."""
+
+    domain: tuple[int, ...]
+    axes: tuple[int, ...]
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        return tuple(d for d in range(len(self.domain)) if d not in self.axes)
+
+    @property
+    def kept_shape(self) -> tuple[int, ...]:
+        return tuple(self.domain[d] for d in self.kept)
+
+    @property
+    def reduced_shape(self) -> tuple[int, ...]:
+        return tuple(self.domain[d] for d in self.axes)
+
+    @property
+    def rows(self) -> int:
+        return math.prod(self.kept_shape)
+
+    @property
+    def trailing(self) -> bool:
+        """Are the reduced axes the innermost ones (each row contiguous)?"""
+        return all(a > k for a in self.axes for k in self.kept)
+
+    def merge(self, kept_idx, reduced_idx) -> tuple:
+        at = dict(zip(self.kept, kept_idx)) | dict(zip(self.axes, reduced_idx))
+        return tuple(at[d] for d in range(len(self.domain)))
+
+
+def reductions(body: Graph) -> list[Node]:
+    return [n for n in body.nodes if get_op(n.op).kind == "reduction"]
+
+
+def layout(body: Graph) -> Layout:
+    first = reductions(body)[0]
+    return Layout(tuple(first.inputs[0].type.shape), tuple(first.attrs["axes"]))
+
+
+def _full_outputs(body: Graph, lay: Layout) -> list[tuple[int, Value]]:
+    made_by_reduction = {r.output for r in reductions(body)}
+    return [(j, v) for j, v in enumerate(body.outputs.values())
+            if v.type.shape == lay.domain and v not in made_by_reduction]
+
+
+def _passes(body: Graph, lay: Layout) -> list[list[Value]]:
+    """The values each row pass evaluates at full-domain indices: one pass per reduction (its
+    input), then the full-domain outputs."""
+    return [[r.inputs[0]] for r in reductions(body)] + [[v for _, v in _full_outputs(body, lay)]]
+
+
+def row_plan(body: Graph) -> dict[Value, int] | None:
+    """For the row scheme: full-domain values to keep in row buffers -> the pass computing
+    them. None when the kernel needs the whole-domain scheme (reduced axes not trailing, or a
+    movement op reading another row of a value the kernel computes)."""
+    lay = layout(body)
+    if not lay.trailing:
+        return None
+    producer = {v: n for n in body.nodes for v in n.outputs}
+    computed: dict[Value, int] = {}
+    keep: dict[Value, int] = {}
+    for k, roots in enumerate(_passes(body, lay)):
+        stack, seen = list(roots), set()
+        while stack:
+            v = stack.pop()
+            node = producer.get(v)
+            if v in seen or node is None:
+                continue
+            seen.add(v)
+            kind = get_op(node.op).kind
+            if kind == "movement" and any(x in producer for x in node.inputs) \
+                    and not keeps_flat_order(node):
+                return None
+            if kind not in ("elementwise", "movement") or v.type.shape != lay.domain:
+                continue  # read from a reduction's result, an operand or a constant
+            if kind == "elementwise" and computed.get(v, k) < k:
+                keep[v] = computed[v]
+                continue
+            computed.setdefault(v, k)
+            stack.extend(node.inputs)
+    row_bytes = math.prod(lay.reduced_shape)
+    if sum(row_bytes * v.type.np_dtype.itemsize for v in keep) > ROW_BUFFER_BYTES:
+        return {}
+    return keep
+
+
+def reduce_scratch_bytes(body: Graph) -> int:
+    """One accumulator per row for each reduction; a row buffer per kept value (64-byte
+    aligned arrays)."""
+    arrays = [r.output.type.nbytes for r in reductions(body)]
+    row_len = math.prod(layout(body).reduced_shape)
+    arrays += [row_len * v.type.np_dtype.itemsize for v in (row_plan(body) or {})]
+    return sum(arrays) + 64 * len(arrays)
+
+
+class Accumulator:
+    """A reduction's running value for one row, in allocas that become registers. Float sums
+    may be reassociated and max/min compare as if there were no NaN (a NaN is tracked by a
+    flag), so the loop vectoriser can keep one partial result per lane."""
+
+    def __init__(self, kernel, node: Node):
+        self.b, self.e = kernel.b, kernel.e
+        self.op = get_op(node.op)
+        self.combine, identity = self.op.reducer
+        dtype = node.output.type.dtype
+        self.identity = constant(dtype, identity)
+        self.is_float = dtype in ("f32", "f64")
+        with self.b.goto_entry_block():
+            self.cell = self.b.alloca(REG_TYPES[dtype])
+            self.nan = self.b.alloca(I1) if self.combine in ("max", "min") else None
+
+    def reset(self) -> None:
+        self.b.store(self.identity, self.cell)
+        if self.nan is not None:
+            self.b.store(ir.Constant(I1, 0), self.nan)
+
+    def add(self, x: ir.Value) -> None:
+        b, acc = self.b, self.b.load(self.cell)
+        if self.is_float and self.combine == "add":
+            new = b.fadd(acc, x, flags=("reassoc",))
+        elif self.is_float and self.nan is not None:
+            # A NaN x makes `new` poison; the NaN flag then selects NaN as the result, and a
+            # select's unchosen operand may be poison. (Cleaning x first stops vectorisation.)
+            is_nan = b.fcmp_unordered("uno", x, x)
+            better = b.fcmp_ordered(">" if self.combine == "max" else "<", x, acc, flags=_NO_NAN)
+            new = b.select(better, x, acc, flags=_NO_NAN)
+            b.store(b.or_(b.load(self.nan), is_nan), self.nan)
+        else:
+            new = getattr(self.e, self.combine)(acc, x)
+        b.store(new, self.cell)
+
+    def result(self, count: int) -> ir.Value:
+        value = self.b.load(self.cell)
+        if self.is_float and self.nan is not None:
+            value = self.b.select(self.b.load(self.nan),
+                                  ir.Constant(value.type, float("nan")), value)
+        return value if self.op.finalize is None else self.op.finalize(self.e, value, count)
+
+
+def emit_reduce(kernel, ev: IndexEval) -> None:
+    """The rows scheme when `row_plan` allows it, else the whole-domain scheme; then the
+    outputs at the reduced shape."""
+    b, lay, plan = kernel.b, layout(ev.body), row_plan(ev.body)
+    scratch = Scratch(b, kernel.scratch, kernel.scratch_bytes)
+    accs = {r: scratch.array(r.output.type.dtype, lay.rows) for r in reductions(ev.body)}
+    if plan is None:
+        _emit_whole(kernel, ev, accs)
+    else:
+        row_len = math.prod(lay.reduced_shape)
+        _emit_rows(kernel, ev, accs, {v: (k, scratch.array(v.type.dtype, row_len))
+                                      for v, k in plan.items()})
+    full = {v for _, v in _full_outputs(ev.body, lay)}
+    rowwise = [(j, v) for j, v in enumerate(ev.body.outputs.values()) if v not in full]
+    if rowwise:
+        with for_range(b, lay.rows, "row") as row, ev.scope():
+            ev.store_all([(j, v, unflatten(b, row, v.type.shape)) for j, v in rowwise])
+
+
+def _emit_rows(kernel, ev: IndexEval, accs: dict[Node, ir.Value],
+               buffers: dict[Value, tuple[int, ir.Value]]) -> None:
+    b, lay = kernel.b, layout(ev.body)
+    count = math.prod(lay.reduced_shape)  # 0 for an empty axis: mean is NaN
+    cells = {r: Accumulator(kernel, r) for r in accs}
+    with loop_nest(b, lay.kept_shape, "r") as kept_idx:
+        row = flat_offset(b, kept_idx, lay.kept_shape)
+        for k, (r, acc) in enumerate(accs.items()):
+            cells[r].reset()
+            kept_here = [(v, ptr) for v, (pass_, ptr) in buffers.items() if pass_ == k]
+            with loop_nest(b, lay.reduced_shape, "a") as red_idx, ev.scope():
+                idx = lay.merge(kept_idx, red_idx)
+                cells[r].add(ev.at(r.inputs[0], idx))
+                at = flat_offset(b, red_idx, lay.reduced_shape)
+                for v, ptr in kept_here:
+                    store(b, ev.at(v, idx), ptr, at, v.type.dtype)
+            value = cells[r].result(count)
+            store(b, value, acc, row, r.output.type.dtype)
+            ev.fixed[r.output] = value  # read within this row only (row_plan checked)
+            ev.partial.update((v, (ptr, lay.axes)) for v, ptr in kept_here)
+        full = _full_outputs(ev.body, lay)
+        if full:
+            with loop_nest(b, lay.reduced_shape, "w") as red_idx, ev.scope():
+                idx = lay.merge(kept_idx, red_idx)
+                ev.store_all([(j, v, idx) for j, v in full])
+    for r, acc in accs.items():
+        del ev.fixed[r.output]
+        ev.ptr[r.output] = acc
+    for v in buffers:
+        del ev.partial[v]
+
+
+def _emit_whole(kernel, ev: IndexEval, accs: dict[Node, ir.Value]) -> None:
+    """Each reduction accumulates into its scratch array with one slot per row, in body order;
+    trailing reduced axes loop innermost (row order), leading ones outermost (column order, so
+    the kept axis is contiguous). Then the full-shape outputs are evaluated and stored."""
+    b, e, lay = kernel.b, kernel.e, layout(ev.body)
+    order = list(lay.kept) + list(lay.axes) if lay.trailing else list(lay.axes) + list(lay.kept)
+    for r, acc in accs.items():
+        op, dtype = get_op(r.op), r.output.type.dtype
+        combine, identity = op.reducer
+        with for_range(b, lay.rows, "init") as row:
+            store(b, constant(dtype, identity), acc, row, dtype)
+        with loop_nest(b, tuple(lay.domain[d] for d in order), "a") as loop_idx, ev.scope():
+            idx = tuple(dict(zip(order, loop_idx))[d] for d in range(len(lay.domain)))
+            slot = flat_offset(b, tuple(idx[d] for d in lay.kept), lay.kept_shape)
+            value = ev.at(r.inputs[0], idx)
+            store(b, getattr(e, combine)(load(b, acc, slot, dtype), value), acc, slot, dtype)
+        if op.finalize is not None:
+            count = math.prod(lay.reduced_shape)  # 0 for an empty axis: mean is NaN
+            with for_range(b, lay.rows, "fin") as row:
+                store(b, op.finalize(e, load(b, acc, row, dtype), count), acc, row, dtype)
+        ev.ptr[r.output] = acc
+    full = _full_outputs(ev.body, lay)
+    if full:
+        with loop_nest(b, lay.domain, "w") as idx, ev.scope():
+            ev.store_all([(j, v, idx) for j, v in full])
+

@@ -1,0 +1,133 @@
+"""Reduce kernels (runtime/reduce_kernel.py): the row scheme's vectorisable combines keep NaN
+propagation and accuracy, values read by a later pass come from a row buffer, and kernels that
+read another row of a value they compute fall back to the whole-domain scheme.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.pipeline import passes_for, run_pipeline
+from runtime import compile_graph
+from runtime.reduce_kernel import ROW_BUFFER_BYTES, row_plan
+
+RNG = np.random.default_rng(7)
+
+
+def _kernels(graph):
+    return [n for n in graph.nodes if n.op == "fused"]
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 100, 257])
+def test_row_max_and_min_propagate_nan_wherever_it_is(n):
+    x = RNG.standard_normal((6, n)).astype(np.float32)
+    x[1, 0] = np.nan
+    x[2, n - 1] = np.nan
+    x[3, n // 2] = np.inf
+    x[4, :] = -np.inf
+    x[5, n // 3] = -np.inf
+    b = gc.GraphBuilder("mm")
+    xi = b.input("x", x.shape)
+    got = gc.compile(b.build({"max": gc.max(xi, axis=1), "min": gc.reduce_min(xi, axis=1)})) \
+        .run({"x": x})
+    np.testing.assert_array_equal(got["max"], np.max(x, axis=1))
+    np.testing.assert_array_equal(got["min"], np.min(x, axis=1))
+
+
+def test_integer_row_max_and_sum():
+    x = RNG.integers(-10**12, 10**12, (5, 77))
+    b = gc.GraphBuilder("im")
+    xi = b.input("x", x.shape, "i64")
+    got = gc.compile(b.build({"max": gc.max(xi, axis=1), "sum": gc.sum(xi, axis=1)})) \
+        .run({"x": x})
+    np.testing.assert_array_equal(got["max"], x.max(axis=1))
+    np.testing.assert_array_equal(got["sum"], x.sum(axis=1))
+
+
+def test_reassociated_row_sum_is_as_accurate_as_a_pairwise_one():
+    x = (RNG.standard_normal((4, 100_000)) * 1e3 + 1e4).astype(np.float32)
+    b = gc.GraphBuilder("s")
+    xi = b.input("x", x.shape)
+    got = gc.compile(b.build({"s": gc.sum(xi, axis=1), "m": gc.mean(xi, axis=1)})).run({"x": x})
+    exact = x.astype(np.float64).sum(axis=1)
+    np.testing.assert_allclose(got["s"], exact, rtol=2e-6)
+    np.testing.assert_allclose(got["m"], exact / x.shape[1], rtol=2e-6)
+
+
+def test_mean_over_an_empty_row_is_nan():
+    b = gc.GraphBuilder("e")
+    xi = b.input("x", (3, 0))
+    got = gc.compile(b.build({"m": gc.mean(xi, axis=1)})).run({"x": np.zeros((3, 0), np.float32)})
+    assert np.isnan(got["m"]).all()
+
+
+def _softmax_step(transpose: bool):
+    b = gc.GraphBuilder("sm")
+    x, v = b.input("x", (2, 3, 40, 40)), b.input("v", (2, 3, 40, 8))
+    p = gc.softmax(x, -1)
+    out = (gc.swapaxes(p, -1, -2) if transpose else p) @ v
+    return b.build({"y": out, "p": p})
+
+
+def test_softmax_keeps_exp_in_a_row_buffer_and_computes_it_once():
+    g = run_pipeline(_softmax_step(False), passes_for())
+    (softmax,) = [k for k in _kernels(g) if k.attrs["kind"] == "reduce"]
+    body = softmax.attrs["body"]
+    kept = row_plan(body)
+    assert [(body.producers[v].op, k) for v, k in kept.items()] == [("exp", 1)]
+    feeds = {"x": RNG.standard_normal((2, 3, 40, 40)).astype(np.float32) * 4,
+             "v": RNG.standard_normal((2, 3, 40, 8)).astype(np.float32)}
+    got, want = gc.compile(_softmax_step(False)).run(feeds), gc.interpret(_softmax_step(False),
+                                                                         feeds)
+    np.testing.assert_allclose(got["p"], want["p"], rtol=2e-6, atol=1e-7)
+
+
+def test_a_transposed_softmax_is_read_by_its_consumer_not_written_by_the_reduce_kernel():
+    g = _softmax_step(True)
+    fused = run_pipeline(g, passes_for())
+    (softmax,) = [k for k in _kernels(fused) if k.attrs["kind"] == "reduce"]
+    assert "transpose" not in [n.op for n in softmax.attrs["body"].nodes]
+    assert row_plan(softmax.attrs["body"]) is not None
+    feeds = {"x": RNG.standard_normal((2, 3, 40, 40)).astype(np.float32),
+             "v": RNG.standard_normal((2, 3, 40, 8)).astype(np.float32)}
+    got, want = gc.compile(g).run(feeds), gc.interpret(g, feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-6, atol=1e-6, err_msg=name)
+
+
+READS_ANOTHER_ROW = """
+graph t
+  input %x: f32[6,6]
+  %e: f32[6,6], %r: f32[6] = fused[max, sub, exp, transpose, sum](%x) {kind='reduce'}
+      %m: f32[6,1] = max(%x) {axes=(1,), keepdims=True}
+      %d: f32[6,6] = sub(%x, %m)
+      %e: f32[6,6] = exp(%d)
+      %t: f32[6,6] = transpose(%e) {perm=(1, 0)}
+      %r: f32[6] = sum(%t) {axes=(1,), keepdims=False}
+  output e = %e
+  output r = %r
+"""
+
+
+def test_a_kernel_reading_another_row_of_its_own_value_uses_the_whole_domain_scheme():
+    """r sums e's columns: row i needs the max of every row, so rows cannot go one by one."""
+    g = gc.parse(READS_ANOTHER_ROW)
+    (kernel,) = _kernels(g)
+    assert row_plan(kernel.attrs["body"]) is None
+    feeds = {"x": RNG.standard_normal((6, 6)).astype(np.float32)}
+    got, want = compile_graph(g).run(feeds), gc.interpret(g, feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6, err_msg=name)
+
+
+def test_rows_too_long_for_row_buffers_recompute():
+    n = ROW_BUFFER_BYTES // 4 + 16
+    b = gc.GraphBuilder("long")
+    xi = b.input("x", (2, n))
+    g = b.build({"p": gc.softmax(xi, -1)})
+    (kernel,) = _kernels(run_pipeline(g, passes_for()))
+    assert row_plan(kernel.attrs["body"]) == {}
+    feeds = {"x": RNG.standard_normal((2, n)).astype(np.float32)}
+    np.testing.assert_allclose(gc.compile(g).run(feeds)["p"], gc.interpret(g, feeds)["p"],
+                               rtol=2e-6, atol=1e-12)
