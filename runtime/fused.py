@@ -25,6 +25,7 @@ from .gemm import Gemm, gemm_buffers, gemm_scratch
 from .index_eval import ZERO, Index, IndexEval, Scratch, broadcast_index, loop_nest
 from .llvm_emitter import I64
 from .reduce_kernel import emit_reduce, reduce_scratch_bytes
+from .scatter import emit_scatter_rows, one_hot_rows
 
 
 def _outputs(kernel) -> list[tuple[int, Value]]:
@@ -55,8 +56,9 @@ def scratch_bytes(node: Node, parts: int = 1) -> int:
 
 
 def emit_matmul(kernel, ev: IndexEval) -> None:
-    """C = A @ B per batch element with the packed GEMM of runtime/gemm.py; the epilogue
-    (every kernel output) is evaluated on each finished block of C."""
+    """C = A @ B per batch element with the packed GEMM of runtime/gemm.py, or as a
+    scatter-add when A is one-hot (runtime/scatter.py); the epilogue (every kernel output) is
+    evaluated on each finished block of C."""
     (mm,) = [n for n in ev.body.nodes if n.op == "matmul"]
     a, bm = mm.inputs
     out = mm.output
@@ -71,6 +73,7 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
     packed_count, cblock_count = gemm_buffers(m, n, kk, dtype, parts)
     packed = scratch.array(dtype, packed_count)
     cblock = scratch.array(dtype, cblock_count)
+    hot = one_hot_rows(ev, a)
     with loop_nest(b, tuple(batch), "b") as bidx:
         a_batch = broadcast_index(bidx, a.type.shape[:-2], batch)
         b_batch = broadcast_index(bidx, bm.type.shape[:-2], batch)
@@ -87,8 +90,13 @@ def emit_matmul(kernel, ev: IndexEval) -> None:
                 ev.store_all([(jj, v, tuple(bidx) + (i, j)) for jj, v in _outputs(kernel)])
                 del ev.fixed[out]
 
-        Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
-             cblock, affine(ev, a, a_batch), affine(ev, bm, b_batch)).emit(kernel.part, parts)
+        if hot is not None:
+            emit_scatter_rows(kernel, ev, hot, a, a_batch, n, read(bm, b_batch), epilogue,
+                              cblock, cblock_count)
+        else:
+            Gemm(b, dtype, m, n, kk, read(a, a_batch), read(bm, b_batch), epilogue, packed,
+                 cblock, affine(ev, a, a_batch), affine(ev, bm, b_batch)).emit(kernel.part,
+                                                                               parts)
 
 
 def affine(ev: IndexEval, v: Value, prefix: Index):

@@ -310,15 +310,18 @@ def _gather_index_map(at, e, idx, in_types, out_type, axis):
 
 
 def _gather_bprop(data, indices, y, g, axis):
-    """Scatter-add as a one-hot matmul: d data[a, k, b] = sum_i [indices_i == k] g[a, i, b]."""
+    """Scatter-add as a one-hot matmul: d data[a, k, b] = sum_i [indices_i == k] g[a, i, b]
+    (the kernel emitter lowers a one-hot matmul as a scatter-add, runtime/scatter.py). Without
+    leading axes it is 2-D, so for a [K, D] table it has the table's shape and an optimizer
+    update joins it as its epilogue."""
     axis = axis % data.ndim
-    size = data.shape[axis]
+    size, count = data.shape[axis], max(indices.type.size, 1)
     lead, trail = math.prod(data.shape[:axis]), math.prod(data.shape[axis + 1:])
-    flat = F.reshape(indices, (max(indices.type.size, 1),))
+    flat = F.reshape(indices, (count,))
     flat = F.where(flat < 0, flat + size, flat)
     hot = F.transpose(one_hot(flat, size, g.dtype))  # [K, I]
-    g3 = F.reshape(g, (lead, max(indices.type.size, 1), trail))
-    return [F.reshape(hot @ g3, data.shape), None]
+    rows = F.reshape(g, (count, trail) if lead == 1 else (lead, count, trail))
+    return [F.reshape(hot @ rows, data.shape), None]
 
 
 register(OpDef(
