@@ -59,3 +59,27 @@ def test_loops_over_exp_vectorise():
     exe = compiled(gc.exp, 4096)
     assert "<16 x float>" in exe.llvm_ir or "<8 x float>" in exe.llvm_ir
     assert "expf" not in exe.llvm_ir
+
+
+def test_erf_and_its_derivative_share_one_exp():
+    """erf's e**(-x²) is exp_f32(-(x * x)), the instructions of its derivative's (and GELU's)
+    graph, so once optimised a function computing both has one exp (one floor) in it."""
+    import llvmlite.binding as llvm
+    from llvmlite import ir
+
+    from runtime.jit import host_target_machine, optimize
+
+    def count_floors(with_derivative: bool) -> int:
+        module = ir.Module("t")
+        fn = ir.Function(module, ir.FunctionType(vmath.F32, [vmath.F32]), "f")
+        b = ir.IRBuilder(fn.append_basic_block())
+        x = fn.args[0]
+        y = vmath.erf_f32(b, x)
+        if with_derivative:
+            y = b.fadd(y, vmath.exp_f32(b, b.fneg(b.fmul(x, x))))
+        b.ret(y)
+        mod = llvm.parse_assembly(str(module))
+        optimize(mod, host_target_machine())
+        return str(mod.get_function("f")).count("@llvm.floor")
+
+    assert count_floors(False) == count_floors(True) == 1

@@ -63,8 +63,8 @@ def _np_erf(x):
     return _erf(x)
 
 
-_ew("erf", "the error function (libm erf/erff in kernels)", _np_erf, lambda e, x: e.erf(x),
-    lambda x, y, g: [g * (2 / math.sqrt(math.pi)) * F.exp(-(x * x))])
+_ew("erf", "the error function (runtime/vmath.py in f32 kernels, libm erf in f64)", _np_erf,
+    lambda e, x: e.erf(x), lambda x, y, g: [g * (2 / math.sqrt(math.pi)) * F.exp(-(x * x))])
 _ew("is_nan", "x != x, giving bool", np.isnan, lambda e, x: e.ne(x, x), NOT_DIFFERENTIABLE,
     result="bool")
 _ew("is_inf", "|x| == inf, giving bool", np.isinf,
@@ -167,8 +167,9 @@ def _gelu_bprop(x, y, g, approximate):
         t = F.tanh(SQRT_2_PI * (x + GELU_CUBIC * x * x * x))
         du = SQRT_2_PI * (1 + 3 * GELU_CUBIC * x * x)
         return [g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)]
-    cdf = 0.5 * (1 + N.erf(x * SQRT1_2))
-    return [g * (cdf + x * F.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))]
+    u = x * SQRT1_2  # as the forward body computes it: erf(u) and e**(-u²) = e**(-x²/2)
+    cdf = 0.5 * (1 + N.erf(u))  # are then shared with it and with erf's own e**(-u²)
+    return [g * (cdf + x * F.exp(-(u * u)) * (1 / math.sqrt(2 * math.pi)))]
 
 
 def _gelu_rule(types, attrs):
