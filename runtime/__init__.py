@@ -3,7 +3,8 @@
 Input: a `graphc.ir.Graph` of `fused` kernels (passes/fusion.py) and source nodes; any other
 primitive node (elementwise, reduction, matmul, movement) is first wrapped into a kernel of its
 own (`as_kernels`). Output: `compile_graph(graph) -> Executable`, whose `run(feeds)` is one
-native call into a single JIT-compiled LLVM module (from the disk cache when possible).
+native call into the JIT-compiled entry function, which calls the kernels; the LLVM modules
+compile on every core this process may use (or come from the disk cache).
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from passes.fusion import as_kernels
 
 from .cache import cache_key
 from .executor import Executable
-from .jit import JitModule
-from .lower import ENTRY, build_module
+from .jit import JitModule, compile_workers
+from .lower import ENTRY, build_modules
 from .parallel import num_threads, set_num_threads
 from .plan import plan_buffers
 
@@ -32,11 +33,14 @@ def compile_graph(graph: Graph) -> Executable:
     # the machine code bakes in the plan's offsets and slots, so the plan is part of the key
     text = f"// threads={threads}\n// {plan.describe()}\n{graph.to_text()}"
     lowered = time.perf_counter() - t0
-    jit = JitModule(lambda: build_module(graph, plan)[0], ENTRY, cache_key(text))
+    workers = compile_workers()
+    jit = JitModule(lambda: build_modules(graph, plan, workers)[0], ENTRY, cache_key(text),
+                    workers)
     stats = {"kernels": kernels, **plan.stats, "cached": jit.cached, "threads": threads,
              "parallel_kernels": len(plan.parts),
              "arena_bytes": plan.arena_bytes, "const_bytes": int(plan.const_buffer.nbytes),
              "inplace_updates": len(plan.inplace),
              "lower_seconds": lowered + jit.parse_seconds,
-             "optimize_seconds": jit.optimize_seconds, "jit_seconds": jit.jit_seconds}
+             "optimize_seconds": jit.optimize_seconds, "jit_seconds": jit.jit_seconds,
+             "llvm_modules": jit.modules}
     return Executable(graph, plan, jit, stats)

@@ -1,9 +1,10 @@
 """The on-disk compile cache: machine code keyed by what produced it.
 
 Input: a key (the lowered graph's text and its buffer plan, the llvmlite/LLVM versions, the
-host CPU name and features, and a hash of graphc's own sources) and object code to store. Output: the
-object code back on a later compile, or None. Entries carry a magic, a length and a SHA-256 of
-the payload and are verified before use: a corrupted or truncated entry is deleted and rebuilt.
+host CPU name and features, and a hash of graphc's own sources) and the object files of one
+compile. Output: the object files back on a later compile, or None. Entries carry a magic, a
+length and a SHA-256 of the payload (each object preceded by its length) and are verified
+before use: a corrupted or truncated entry is deleted and rebuilt.
 Writes go to a temporary file in the same directory and are renamed into place, so two
 processes compiling the same graph at once each see either no entry or a whole one.
 `GRAPHC_CACHE_DIR` moves the cache; `GRAPHC_CACHE=0` turns it off.
@@ -16,11 +17,12 @@ import hashlib
 import os
 import pathlib
 import tempfile
+from collections.abc import Sequence
 
 import llvmlite
 import llvmlite.binding as llvm
 
-MAGIC = b"GRAPHC-OBJ-1\n"
+MAGIC = b"GRAPHC-OBJ-2\n"
 
 
 def cache_dir() -> pathlib.Path | None:
@@ -52,8 +54,31 @@ def cache_key(text: str) -> str:
     return hashlib.sha256(f"{_codegen_fingerprint()}\n{text}".encode()).hexdigest()
 
 
-def load(key: str) -> bytes | None:
-    """The verified object code stored under `key`, or None (a bad entry is removed)."""
+def _split(payload: bytes) -> list[bytes] | None:
+    """The objects of a payload, or None if the lengths do not add up."""
+    objects, at = [], 0
+    while at < len(payload):
+        size = int.from_bytes(payload[at:at + 8], "little")
+        if at + 8 + size > len(payload):
+            return None
+        objects.append(payload[at + 8:at + 8 + size])
+        at += 8 + size
+    return objects or None
+
+
+def _unpack(data: bytes) -> list[bytes] | None:
+    header = len(MAGIC) + 8 + 32
+    if len(data) < header or not data.startswith(MAGIC):
+        return None
+    size = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "little")
+    digest, payload = data[len(MAGIC) + 8:header], data[header:]
+    if len(payload) != size or hashlib.sha256(payload).digest() != digest:
+        return None
+    return _split(payload)
+
+
+def load(key: str) -> list[bytes] | None:
+    """The verified object files stored under `key`, or None (a bad entry is removed)."""
     root = cache_dir()
     if root is None:
         return None
@@ -62,25 +87,19 @@ def load(key: str) -> bytes | None:
         data = path.read_bytes()
     except OSError:
         return None
-    header = len(MAGIC) + 8 + 32
-    if len(data) >= header and data.startswith(MAGIC):
-        size = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "little")
-        digest = data[len(MAGIC) + 8:header]
-        payload = data[header:]
-        if len(payload) == size and hashlib.sha256(payload).digest() == digest:
-            return payload
-    try:
-        path.unlink()
-    except OSError:
-        pass
-    return None
+    objects = _unpack(data)
+    if objects is None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return objects
 
 
-def store(key: str, payload: bytes) -> None:
+def store(key: str, objects: Sequence[bytes]) -> None:
     """Write an entry atomically; failures (read-only disk, no space) only cost a rebuild."""
     root = cache_dir()
     if root is None:
         return
+    payload = b"".join(len(obj).to_bytes(8, "little") + obj for obj in objects)
     tmp = None
     try:
         root.mkdir(parents=True, exist_ok=True)

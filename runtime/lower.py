@@ -1,28 +1,41 @@
-"""Lowering a planned graph to one LLVM module with the entry `graphc_main`.
+"""Lowering a planned graph to LLVM modules: the entry `graphc_main` and the kernels.
 
-Input: a Graph of primitive ops and its `BufferPlan`. Output: an llvmlite `ir.Module` holding one
-internal kernel function per non-source node and `void graphc_main(i8* arena, i8** params,
-i8** io)`, which computes every value's address from the plan, does the start copies, calls the
-kernels in graph order and ends with the output and update copies.
+Input: a Graph of primitive ops and its `BufferPlan`. Output: the LLVM IR text of an entry module
+and of `groups` kernel modules. The entry module holds `void graphc_main(i8* arena,
+i8** params, i8** io)`, which computes every value's address from the plan, does the start
+copies, calls the kernels in graph order and ends with the output and update copies, and the
+error cell. Each kernel module holds about the same amount of kernel code, so that the modules
+take about as long to compile; kernels whose code is identical (up to the name) are emitted
+once and called from every place that needs them.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from llvmlite import ir
 
 from graphc.errors import CompileError, GraphcError, located
-from graphc.ir import Graph, Value
+from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
 from graphc.printer import format_node
 
 from .kernels import emit_kernel
-from .llvm_emitter import I1, I8, I64, MEM_TYPES, error_cell
+from .llvm_emitter import ERROR_CELL, I1, I8, I64, MEM_TYPES, error_cell
 from .parallel import call_parallel
 from .plan import BufferPlan, Loc
 
 ENTRY = "graphc_main"
 I8P = I8.as_pointer()
+
+
+@dataclass(frozen=True)
+class ModuleText:
+    """One module to compile. `entry`: the entry module, straight-line calls that need no
+    optimisation."""
+
+    text: str
+    entry: bool = False
 
 
 class EntryBuilder:
@@ -73,11 +86,88 @@ def _kernel_name(index: int, op: str) -> str:
     return f"k{index}_{re.sub(r'[^A-Za-z0-9_]', '_', op)}"
 
 
-def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
-                 data_layout: str = "") -> tuple[ir.Module, int]:
-    """The whole graph as one module; returns it and the number of kernels."""
+class KernelModules:
+    """Where kernels go: each new kernel into the kernel module with the least code so far.
+
+    A kernel is printed once, right after it is emitted, and taken out of its ir.Module: its
+    text is appended when the module is printed. A kernel printed like an earlier one (but for
+    the name) is dropped and the earlier one is called instead. Kernels are external and
+    declared in the entry module; the error cell is defined there and declared in the others:
+    one definition of each symbol across the modules."""
+
+    def __init__(self, entry: ir.Module, groups: int):
+        self.entry = entry
+        self.modules = [ir.Module(name=f"{entry.name}.{i}") for i in range(max(1, groups))]
+        self.texts: list[list[str]] = [[] for _ in self.modules]
+        self.sizes = [0] * len(self.modules)
+        self.seen: dict[str, ir.Function] = {}
+        for module in self.modules:
+            module.triple, module.data_layout = entry.triple, entry.data_layout
+            ir.GlobalVariable(module, I64, ERROR_CELL)  # no initializer: a declaration
+
+    def next(self) -> ir.Module:
+        return self.modules[self.sizes.index(min(self.sizes))]
+
+    def place(self, fn: ir.Function) -> ir.Function:
+        """Take the kernel just emitted; returns the declaration the entry calls."""
+        fn.linkage = ""
+        text = str(fn)
+        del fn.module.globals[fn.name]
+        key = text.replace(fn.get_reference(), "@kernel", 1)
+        if key in self.seen:
+            return self._forward(fn, self.seen[key])
+        group = self.modules.index(fn.module)
+        self.texts[group].append(text)
+        self.sizes[group] += len(text)
+        self.seen[key] = ir.Function(self.entry, fn.function_type, fn.name)
+        return self.seen[key]
+
+    def _forward(self, fn: ir.Function, same: ir.Function) -> ir.Function:
+        """`fn` in the entry module as a call of the kernel with the same code, so every call
+        site (and every parallel kernel's trampoline) keeps a name of its own."""
+        forward = ir.Function(self.entry, fn.function_type, fn.name)
+        forward.linkage = "internal"
+        b = ir.IRBuilder(forward.append_basic_block("entry"))
+        b.call(same, forward.args, tail=True)
+        b.ret_void()
+        return forward
+
+    def printed(self) -> list[ModuleText]:
+        """The kernel modules that received kernels, as text."""
+        return [ModuleText("\n".join([str(module), *texts]))
+                for module, texts in zip(self.modules, self.texts) if texts]
+
+
+def _shared(node: Node, plan: BufferPlan) -> dict[int, int]:
+    """Inputs whose buffer an output is written over (in-place updates): position -> output."""
+    outputs = {plan.loc[v]: k for k, v in enumerate(node.outputs)}
+    return {j: outputs[plan.loc[v]] for j, v in enumerate(node.inputs)
+            if plan.loc.get(v) in outputs}
+
+
+def _emit(modules: KernelModules, index: int, node: Node, plan: BufferPlan,
+          shared: dict[int, int]) -> ir.Function:
+    """The kernel of `node`, placed; a failure names the node."""
+    aliased = any(v in plan.inplace for v in node.outputs)
+    try:
+        fn = emit_kernel(modules.next(), node, _kernel_name(index, node.op), aliased,
+                         plan.consts, plan.parts.get(index, 1), index + 1, shared)
+    except GraphcError as err:
+        raise CompileError(located(f"lowering {node.op}: {err}", node.loc,
+                                   format_node(node))) from None
+    except Exception as err:  # an emitter bug must still name the node
+        raise CompileError(located(f"lowering {node.op} failed: {type(err).__name__}: "
+                                   f"{err}", node.loc, format_node(node))) from err
+    return modules.place(fn)
+
+
+def build_modules(graph: Graph, plan: BufferPlan, groups: int = 1, triple: str = "",
+                  data_layout: str = "") -> tuple[list[ModuleText], int]:
+    """The entry module and at most `groups` kernel modules, as text; and the number of
+    kernels."""
     module = ir.Module(name=graph.name)
     module.triple, module.data_layout = triple, data_layout
+    modules = KernelModules(module, groups)
     entry = EntryBuilder(module, plan)
     error_cell(module)  # always present, so the executor can read it
     for src, dst, nbytes in plan.start_copies:
@@ -86,17 +176,10 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
     for index, node in enumerate(graph.nodes):
         if get_op(node.op).kind == "source":
             continue
-        aliased = any(v in plan.inplace for v in node.outputs)
-        try:
-            fn = emit_kernel(module, node, _kernel_name(index, node.op), aliased, plan.consts,
-                             plan.parts.get(index, 1), error_code=index + 1)
-        except GraphcError as err:
-            raise CompileError(located(f"lowering {node.op}: {err}", node.loc,
-                                       format_node(node))) from None
-        except Exception as err:  # an emitter bug must still name the node
-            raise CompileError(located(f"lowering {node.op} failed: {type(err).__name__}: "
-                                       f"{err}", node.loc, format_node(node))) from err
-        args = [entry.typed(v) for v in node.outputs + node.inputs]
+        shared = _shared(node, plan)
+        fn = _emit(modules, index, node, plan, shared)
+        inputs = [v for j, v in enumerate(node.inputs) if j not in shared]
+        args = [entry.typed(v) for v in (*node.outputs, *inputs)]
         if index in plan.scratch:  # the kernel's scratch memory, placed by the planner
             args.append(entry.address(Loc("arena", plan.scratch[index])))
         parts = plan.parts.get(index, 1)
@@ -108,4 +191,4 @@ def build_module(graph: Graph, plan: BufferPlan, triple: str = "",
     for src, dst, nbytes in plan.end_copies:
         entry.copy(src, dst, nbytes)
     entry.b.ret_void()
-    return module, kernels
+    return [ModuleText(str(module), entry=True), *modules.printed()], kernels

@@ -1,5 +1,6 @@
 """The on-disk compile cache: hits skip LLVM, bad entries are detected and rebuilt, concurrent
-compiles of the same graph are safe."""
+compiles of the same graph are safe, an entry holds the object file of every module."""
+import hashlib
 import multiprocessing
 import os
 
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+import runtime
+from runtime import cache
 
 
 def small_graph(scale=2.0):
@@ -84,3 +87,34 @@ def test_two_processes_compiling_the_same_graph(cache_dir):
     assert results[0] == results[1]
     assert len(entries(cache_dir)) == 1 and not list(cache_dir.glob("*.tmp"))
     assert gc.compile(small_graph()).stats["cached"]
+
+
+def two_kernels():
+    b = gc.GraphBuilder("two")
+    x = b.input("x", (4, 8))
+    w = b.param("w", np.linspace(-1, 1, 8 * 3, dtype=np.float32).reshape(8, 3))
+    return b.build({"y": gc.tanh(x @ w), "s": gc.sum(gc.exp(x), axis=1)})
+
+
+def test_an_entry_holds_every_module(cache_dir, monkeypatch):
+    monkeypatch.setattr(runtime, "compile_workers", lambda: 2)
+    first = gc.compile(two_kernels())
+    assert first.stats["llvm_modules"] >= 3  # the entry and two kernel modules
+    (entry,) = entries(cache_dir)
+    objects = cache.load(entry.stem)
+    assert len(objects) == first.stats["llvm_modules"]
+    monkeypatch.setattr(runtime, "compile_workers", lambda: 1)  # a hit does not depend on it
+    second = gc.compile(two_kernels())
+    assert second.stats["cached"] and second.stats["llvm_modules"] == len(objects)
+    for name, value in first.run(FEEDS).items():
+        np.testing.assert_array_equal(second.run(FEEDS)[name], value)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x05", (100).to_bytes(8, "little") + b"abc",
+                                     (3).to_bytes(8, "little") + b"abc" + b"\x01\x02"])
+def test_objects_that_do_not_add_up_are_rejected(cache_dir, payload):
+    """A whole, checksummed entry whose object lengths are wrong is still a bad entry."""
+    path = cache_dir / "k.o"
+    path.write_bytes(cache.MAGIC + len(payload).to_bytes(8, "little") +
+                     hashlib.sha256(payload).digest() + payload)
+    assert cache.load("k") is None and not path.exists()
