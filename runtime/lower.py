@@ -5,7 +5,7 @@ and of `groups` kernel modules. The entry module holds `void graphc_main(i8* are
 i8** params, i8** io)`, which computes every value's address from the plan, does the start
 copies, calls the kernels in graph order and ends with the output and update copies, and the
 error cell. Each kernel module holds about the same amount of kernel code, so that the modules
-take about as long to compile; kernels whose code is identical (up to the name) are emitted
+take about as long to compile; kernels whose code is identical (up to the name) are compiled
 once and called from every place that needs them.
 """
 from __future__ import annotations
@@ -87,38 +87,33 @@ def _kernel_name(index: int, op: str) -> str:
 
 
 class KernelModules:
-    """Where kernels go: each new kernel into the kernel module with the least code so far.
+    """Kernels emitted one after the other into a module that keeps what they share (helper
+    functions, declarations), then split into `groups` kernel modules of about the same size.
 
-    A kernel is printed once, right after it is emitted, and taken out of its ir.Module: its
-    text is appended when the module is printed. A kernel printed like an earlier one (but for
-    the name) is dropped and the earlier one is called instead. Kernels are external and
-    declared in the entry module; the error cell is defined there and declared in the others:
-    one definition of each symbol across the modules."""
+    A kernel is printed once, right after it is emitted, and taken out of the module; each
+    kernel module is the shared part's text followed by its kernels' (helpers a module does not
+    call are dropped by LLVM). A kernel printed like an earlier one (but for the name) is
+    dropped and the earlier one is called instead. Kernels are external and declared in the
+    entry module; the error cell is defined there and declared in the kernel modules: one
+    definition of each symbol across the modules."""
 
-    def __init__(self, entry: ir.Module, groups: int):
+    def __init__(self, entry: ir.Module):
         self.entry = entry
-        self.modules = [ir.Module(name=f"{entry.name}.{i}") for i in range(max(1, groups))]
-        self.texts: list[list[str]] = [[] for _ in self.modules]
-        self.sizes = [0] * len(self.modules)
+        self.module = ir.Module(name=f"{entry.name}.kernels")
+        self.module.triple, self.module.data_layout = entry.triple, entry.data_layout
+        ir.GlobalVariable(self.module, I64, ERROR_CELL)  # no initializer: a declaration
+        self.texts: list[str] = []
         self.seen: dict[str, ir.Function] = {}
-        for module in self.modules:
-            module.triple, module.data_layout = entry.triple, entry.data_layout
-            ir.GlobalVariable(module, I64, ERROR_CELL)  # no initializer: a declaration
-
-    def next(self) -> ir.Module:
-        return self.modules[self.sizes.index(min(self.sizes))]
 
     def place(self, fn: ir.Function) -> ir.Function:
-        """Take the kernel just emitted; returns the declaration the entry calls."""
+        """Take the kernel just emitted; returns the function the entry calls."""
         fn.linkage = ""
         text = str(fn)
-        del fn.module.globals[fn.name]
+        del self.module.globals[fn.name]
         key = text.replace(fn.get_reference(), "@kernel", 1)
         if key in self.seen:
             return self._forward(fn, self.seen[key])
-        group = self.modules.index(fn.module)
-        self.texts[group].append(text)
-        self.sizes[group] += len(text)
+        self.texts.append(text)
         self.seen[key] = ir.Function(self.entry, fn.function_type, fn.name)
         return self.seen[key]
 
@@ -132,10 +127,17 @@ class KernelModules:
         b.ret_void()
         return forward
 
-    def printed(self) -> list[ModuleText]:
-        """The kernel modules that received kernels, as text."""
-        return [ModuleText("\n".join([str(module), *texts]))
-                for module, texts in zip(self.modules, self.texts) if texts]
+    def printed(self, groups: int) -> list[ModuleText]:
+        """At most `groups` kernel modules: the largest kernel first, each into the module with
+        the least code so far."""
+        bins: list[list[str]] = [[] for _ in range(max(1, groups))]
+        sizes = [0] * len(bins)
+        for text in sorted(self.texts, key=len, reverse=True):
+            k = sizes.index(min(sizes))
+            bins[k].append(text)
+            sizes[k] += len(text)
+        shared = str(self.module)
+        return [ModuleText("\n".join([shared, *texts])) for texts in bins if texts]
 
 
 def _shared(node: Node, plan: BufferPlan) -> dict[int, int]:
@@ -150,7 +152,7 @@ def _emit(modules: KernelModules, index: int, node: Node, plan: BufferPlan,
     """The kernel of `node`, placed; a failure names the node."""
     aliased = any(v in plan.inplace for v in node.outputs)
     try:
-        fn = emit_kernel(modules.next(), node, _kernel_name(index, node.op), aliased,
+        fn = emit_kernel(modules.module, node, _kernel_name(index, node.op), aliased,
                          plan.consts, plan.parts.get(index, 1), index + 1, shared)
     except GraphcError as err:
         raise CompileError(located(f"lowering {node.op}: {err}", node.loc,
@@ -167,7 +169,7 @@ def build_modules(graph: Graph, plan: BufferPlan, groups: int = 1, triple: str =
     kernels."""
     module = ir.Module(name=graph.name)
     module.triple, module.data_layout = triple, data_layout
-    modules = KernelModules(module, groups)
+    modules = KernelModules(module)
     entry = EntryBuilder(module, plan)
     error_cell(module)  # always present, so the executor can read it
     for src, dst, nbytes in plan.start_copies:
@@ -191,4 +193,4 @@ def build_modules(graph: Graph, plan: BufferPlan, groups: int = 1, triple: str =
     for src, dst, nbytes in plan.end_copies:
         entry.copy(src, dst, nbytes)
     entry.b.ret_void()
-    return [ModuleText(str(module), entry=True), *modules.printed()], kernels
+    return [ModuleText(str(module), entry=True), *modules.printed(groups)], kernels
