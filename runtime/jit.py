@@ -30,7 +30,6 @@ from .lower import ModuleText
 # pow, floor, ceil, roundeven).
 _LIBM_SYMBOLS = ("tanhf", "tanh", "expf", "exp", "logf", "log", "powf", "pow", "erff", "erf",
                  "floorf", "floor", "ceilf", "ceil", "roundevenf", "roundeven")
-ENTRY_WEIGHT = 0.1  # the unoptimised entry module costs about this much per byte of a kernel's
 
 
 @functools.cache
@@ -147,7 +146,7 @@ def _compile_all(modules: list[ModuleText], workers: int) -> list[_Object]:
     if workers <= 1 or len(modules) <= 1:
         return [_compile(m) for m in modules]
     host_target_machine()  # initialise LLVM once, before the threads
-    order = sorted(modules, key=lambda m: -len(m.text) * (ENTRY_WEIGHT if m.entry else 1))
+    order = sorted(modules, key=lambda m: -m.cost)
     with ThreadPoolExecutor(min(workers, len(modules))) as pool:
         futures = {id(m): pool.submit(_compile, m) for m in order}
     return [futures[id(m)].result() for m in modules]

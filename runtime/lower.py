@@ -27,6 +27,9 @@ from .plan import BufferPlan, Loc
 
 ENTRY = "graphc_main"
 I8P = I8.as_pointer()
+# Compile time of the entry module (not optimised, fast code generator) per byte of text,
+# relative to a kernel module's.
+ENTRY_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class ModuleText:
 
     text: str
     entry: bool = False
+
+    @property
+    def cost(self) -> float:
+        """About how long the module takes to compile, in bytes of kernel text."""
+        return len(self.text) * (ENTRY_WEIGHT if self.entry else 1.0)
 
 
 class EntryBuilder:
@@ -127,11 +135,12 @@ class KernelModules:
         b.ret_void()
         return forward
 
-    def printed(self, groups: int) -> list[ModuleText]:
+    def printed(self, groups: int, head_start: float = 0.0) -> list[ModuleText]:
         """At most `groups` kernel modules: the largest kernel first, each into the module with
-        the least code so far."""
+        the least code so far. The first module starts at `head_start`: the thread that
+        compiles it also compiles the entry module."""
         bins: list[list[str]] = [[] for _ in range(max(1, groups))]
-        sizes = [0] * len(bins)
+        sizes = [head_start] + [0.0] * (len(bins) - 1)
         for text in sorted(self.texts, key=len, reverse=True):
             k = sizes.index(min(sizes))
             bins[k].append(text)
@@ -193,4 +202,5 @@ def build_modules(graph: Graph, plan: BufferPlan, groups: int = 1, triple: str =
     for src, dst, nbytes in plan.end_copies:
         entry.copy(src, dst, nbytes)
     entry.b.ret_void()
-    return [ModuleText(str(module), entry=True), *modules.printed(groups)], kernels
+    entry_module = ModuleText(str(module), entry=True)
+    return [entry_module, *modules.printed(groups, entry_module.cost)], kernels
