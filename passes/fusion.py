@@ -6,7 +6,8 @@ nodes, one per kernel. A kernel is one of
   - loop:   elementwise/movement ops over one output shape (its domain), one loop nest;
   - reduce: reductions over the same axes of one domain, with their elementwise producers,
             the elementwise consumers at the full domain (softmax's e / sum) and at the reduced
-            shape (log of a sum, a bias update), evaluated row by row;
+            shape (log of a sum, a bias update), evaluated row by row (a movement op of a
+            value it computes joins only as a reshape: a transpose would read other rows);
   - matmul: one matmul with its elementwise epilogue (bias, activation, backward mask,
             optimizer update) applied in the matmul's output loop (only the current element of
             the product exists there, so no movement op of it may join).

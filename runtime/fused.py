@@ -128,7 +128,8 @@ def writes_in_place_ok(node: Node, target: Value, value: Value) -> bool:
     the very index being written (all outputs of an iteration are computed before any store).
     A movement op (another index) or a matmul operand (other elements, read while C is stored
     block by block) anywhere downstream of `target` forbids it. In a reduce kernel a reduction
-    may read it: every reduction finishes before the first store."""
+    may read it: the reductions of a row (of all rows, in the whole-domain scheme) finish
+    before that row's first store, and read the target only at its own indices."""
     body = node.attrs["body"]
     if value.type != target.type:
         return False
