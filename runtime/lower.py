@@ -108,7 +108,6 @@ class KernelModules:
     def __init__(self, entry: ir.Module):
         self.entry = entry
         self.module = ir.Module(name=f"{entry.name}.kernels")
-        self.module.triple, self.module.data_layout = entry.triple, entry.data_layout
         ir.GlobalVariable(self.module, I64, ERROR_CELL)  # no initializer: a declaration
         self.texts: list[str] = []
         self.seen: dict[str, ir.Function] = {}
@@ -172,12 +171,11 @@ def _emit(modules: KernelModules, index: int, node: Node, plan: BufferPlan,
     return modules.place(fn)
 
 
-def build_modules(graph: Graph, plan: BufferPlan, groups: int = 1, triple: str = "",
-                  data_layout: str = "") -> tuple[list[ModuleText], int]:
-    """The entry module and at most `groups` kernel modules, as text; and the number of
-    kernels."""
+def build_modules(graph: Graph, plan: BufferPlan,
+                  groups: int = 1) -> tuple[list[ModuleText], int]:
+    """The entry module and at most `groups` kernel modules, as text (target-independent: the
+    JIT sets the triple and data layout); and the number of kernels."""
     module = ir.Module(name=graph.name)
-    module.triple, module.data_layout = triple, data_layout
     modules = KernelModules(module)
     entry = EntryBuilder(module, plan)
     error_cell(module)  # always present, so the executor can read it
