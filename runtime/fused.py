@@ -20,10 +20,11 @@ from graphc.errors import CompileError
 from graphc.ir import Node, Value
 from graphc.ops.linalg import contiguous_strides
 from graphc.ops.registry import get_op
+from passes.fusion import keeps_flat_order
 
 from .gemm import Gemm, gemm_buffers, gemm_scratch
-from .index_eval import ZERO, Index, IndexEval, Scratch, broadcast_index, loop_nest
-from .llvm_emitter import I64
+from .index_eval import ZERO, Index, IndexEval, Scratch, broadcast_index, flat_offset, loop_nest
+from .llvm_emitter import I64, store
 from .reduce_kernel import emit_reduce, reduce_scratch_bytes
 from .scatter import emit_scatter_rows, one_hot_rows
 
@@ -35,10 +36,34 @@ def _outputs(kernel) -> list[tuple[int, Value]]:
 
 # --- kernel kinds ------------------------------------------------------------------------------
 def emit_loop(kernel, ev: IndexEval) -> None:
-    """One loop nest over the common output shape."""
-    domain = kernel.node.outputs[0].type.shape
-    with loop_nest(kernel.b, domain, "i") as idx, ev.scope():
-        ev.store_all([(j, v, idx) for j, v in _outputs(kernel)])
+    """One loop nest over the common output shape, or over the finer shape the outputs are
+    reshaped from (a reshape keeps the flat order, so the store offset is the same, and the
+    loops then follow the source's axes: im2col's rows of an image instead of one flat
+    axis taken apart with divisions)."""
+    outputs = _outputs(kernel)
+    sources = _reshaped_from(ev, [v for _, v in outputs])
+    if sources is None:
+        with loop_nest(kernel.b, kernel.node.outputs[0].type.shape, "i") as idx, ev.scope():
+            ev.store_all([(j, v, idx) for j, v in outputs])
+        return
+    b, shape = kernel.b, sources[0].type.shape
+    with loop_nest(b, shape, "i") as idx, ev.scope():
+        values = [ev.at(u, idx) for u in sources]  # every value before any store (in place)
+        offset = flat_offset(b, idx, shape)
+        for (j, v), value in zip(outputs, values):
+            store(b, value, kernel.outs[j], offset, v.type.dtype)
+
+
+def _reshaped_from(ev: IndexEval, outputs: list[Value]) -> list[Value] | None:
+    """The values the outputs are reshapes of, when all are, from one shape with more axes."""
+    nodes = [ev.producer.get(v) for v in outputs]
+    if any(n is None or get_op(n.op).kind != "movement" or not keeps_flat_order(n)
+           for n in nodes):
+        return None
+    sources = [n.inputs[0] for n in nodes]
+    shape = sources[0].type.shape
+    finer = sum(n > 1 for n in shape) > sum(n > 1 for n in outputs[0].type.shape)
+    return sources if finer and all(u.type.shape == shape for u in sources) else None
 
 
 def scratch_bytes(node: Node, parts: int = 1) -> int:

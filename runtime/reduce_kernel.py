@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from llvmlite import ir
 
 from graphc.ir import Graph, Node, Value
@@ -31,9 +32,10 @@ from graphc.ops.registry import get_op
 from passes.fusion import keeps_flat_order
 
 from .index_eval import IndexEval, Scratch, flat_offset, loop_nest, unflatten
-from .llvm_emitter import I1, REG_TYPES, constant, for_range, load, store
+from .llvm_emitter import I1, I64, REG_TYPES, constant, for_range, load, store
 
 ROW_BUFFER_BYTES = 1 << 17  # larger row buffers recompute instead (kept within L2)
+UNROLLED_ROW = 16  # rows this short are unrolled (pooling windows, a 4x4 at most)
 _NO_NAN = ("nnan", "nsz")  # lets the vectoriser treat a compare-select as a max/min
 
 
@@ -99,6 +101,10 @@ def row_plan(body: Graph) -> dict[Value, int] | None:
     if not lay.trailing:
         return None
     producer = {v: n for n in body.nodes for v in n.outputs}
+    made = set()  # values computed in the kernel, and views of them (operands' views are not)
+    for n in body.nodes:
+        if get_op(n.op).kind not in ("movement", "source") or made.intersection(n.inputs):
+            made.update(n.outputs)
     computed: dict[Value, int] = {}
     keep: dict[Value, int] = {}
     for k, roots in enumerate(_passes(body, lay)):
@@ -110,7 +116,7 @@ def row_plan(body: Graph) -> dict[Value, int] | None:
                 continue
             seen.add(v)
             kind = get_op(node.op).kind
-            if kind == "movement" and any(x in producer for x in node.inputs) \
+            if kind == "movement" and made.intersection(node.inputs) \
                     and not keeps_flat_order(node):
                 return None
             if kind not in ("elementwise", "movement") or v.type.shape != lay.domain:
@@ -120,10 +126,39 @@ def row_plan(body: Graph) -> dict[Value, int] | None:
                 continue
             computed.setdefault(v, k)
             stack.extend(node.inputs)
-    row_bytes = math.prod(lay.reduced_shape)
-    if sum(row_bytes * v.type.np_dtype.itemsize for v in keep) > ROW_BUFFER_BYTES:
-        return {}
+    row_len = math.prod(lay.reduced_shape)
+    if row_len <= UNROLLED_ROW or \
+            sum(row_len * v.type.np_dtype.itemsize for v in keep) > ROW_BUFFER_BYTES:
+        return {}  # recompute: a short row is straight-line code, values stay in registers
     return keep
+
+
+def row_outputs(body: Graph) -> list[tuple[int, Value]]:
+    """The outputs at the reduced shape that the row scheme stores as each row finishes:
+    those computed from this row's reductions and operands only (no view of a value the
+    kernel computes, which could read another row)."""
+    lay = layout(body)
+    producer = {v: n for n in body.nodes for v in n.outputs}
+    full = {v for _, v in _full_outputs(body, lay)}
+    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
+    out = []
+    for j, v in enumerate(body.outputs.values()):
+        if v in full or v.type.shape not in (lay.kept_shape, keepdims):
+            continue
+        stack, seen, ok = [v], set(), True
+        while stack and ok:
+            node = producer.get(stack.pop())
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            kind = get_op(node.op).kind
+            ok = kind != "movement" or keeps_flat_order(node) or not any(
+                x in producer and get_op(producer[x].op).kind != "source" for x in node.inputs)
+            if kind != "reduction":
+                stack.extend(node.inputs)
+        if ok:
+            out.append((j, v))
+    return out
 
 
 def reduce_scratch_bytes(body: Graph) -> int:
@@ -185,13 +220,15 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
     b, lay, plan = kernel.b, layout(ev.body), row_plan(ev.body)
     scratch = Scratch(b, kernel.scratch, kernel.scratch_bytes)
     accs = {r: scratch.array(r.output.type.dtype, lay.rows) for r in reductions(ev.body)}
+    in_row = []
     if plan is None:
         _emit_whole(kernel, ev, accs)
     else:
         row_len = math.prod(lay.reduced_shape)
+        in_row = row_outputs(ev.body)
         _emit_rows(kernel, ev, accs, {v: (k, scratch.array(v.type.dtype, row_len))
-                                      for v, k in plan.items()})
-    full = {v for _, v in _full_outputs(ev.body, lay)}
+                                      for v, k in plan.items()}, in_row)
+    full = {v for _, v in _full_outputs(ev.body, lay)} | {v for _, v in in_row}
     rowwise = [(j, v) for j, v in enumerate(ev.body.outputs.values()) if v not in full]
     if rowwise:
         with for_range(b, lay.rows, "row") as row, ev.scope():
@@ -199,7 +236,8 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
 
 
 def _emit_rows(kernel, ev: IndexEval, accs: dict[Node, ir.Value],
-               buffers: dict[Value, tuple[int, ir.Value]]) -> None:
+               buffers: dict[Value, tuple[int, ir.Value]],
+               in_row: list[tuple[int, Value]]) -> None:
     b, lay = kernel.b, layout(ev.body)
     count = math.prod(lay.reduced_shape)  # 0 for an empty axis: mean is NaN
     cells = {r: Accumulator(kernel, r) for r in accs}
@@ -208,26 +246,45 @@ def _emit_rows(kernel, ev: IndexEval, accs: dict[Node, ir.Value],
         for k, (r, acc) in enumerate(accs.items()):
             cells[r].reset()
             kept_here = [(v, ptr) for v, (pass_, ptr) in buffers.items() if pass_ == k]
-            with loop_nest(b, lay.reduced_shape, "a") as red_idx, ev.scope():
+
+            def accumulate(red_idx, r=r, kept_here=kept_here):
                 idx = lay.merge(kept_idx, red_idx)
                 cells[r].add(ev.at(r.inputs[0], idx))
                 at = flat_offset(b, red_idx, lay.reduced_shape)
                 for v, ptr in kept_here:
                     store(b, ev.at(v, idx), ptr, at, v.type.dtype)
+            _over_row(b, ev, lay.reduced_shape, "a", accumulate)
             value = cells[r].result(count)
             store(b, value, acc, row, r.output.type.dtype)
             ev.fixed[r.output] = value  # read within this row only (row_plan checked)
             ev.partial.update((v, (ptr, lay.axes)) for v, ptr in kept_here)
         full = _full_outputs(ev.body, lay)
         if full:
-            with loop_nest(b, lay.reduced_shape, "w") as red_idx, ev.scope():
-                idx = lay.merge(kept_idx, red_idx)
-                ev.store_all([(j, v, idx) for j, v in full])
+            _over_row(b, ev, lay.reduced_shape, "w", lambda red_idx: ev.store_all(
+                [(j, v, lay.merge(kept_idx, red_idx)) for j, v in full]))
+        if in_row:
+            zeros = tuple(ir.Constant(I64, 0) for _ in lay.axes)
+            with ev.scope():
+                ev.store_all([(j, v, kept_idx if v.type.shape == lay.kept_shape
+                               else lay.merge(kept_idx, zeros)) for j, v in in_row])
     for r, acc in accs.items():
         del ev.fixed[r.output]
         ev.ptr[r.output] = acc
     for v in buffers:
         del ev.partial[v]
+
+
+def _over_row(b: ir.IRBuilder, ev: IndexEval, shape, name: str, body) -> None:
+    """`body(index)` at every index of a row: a loop nest, or for a row of at most
+    UNROLLED_ROW elements (a 2x2 pooling window) straight-line code, so that the loop over
+    rows is the innermost one and the vectoriser works across rows."""
+    if 0 < math.prod(shape) <= UNROLLED_ROW:
+        for index in np.ndindex(*shape):
+            with ev.scope():
+                body(tuple(ir.Constant(I64, i) for i in index))
+        return
+    with loop_nest(b, shape, name) as index, ev.scope():
+        body(index)
 
 
 def _emit_whole(kernel, ev: IndexEval, accs: dict[Node, ir.Value]) -> None:

@@ -4,13 +4,15 @@ read another row of a value they compute fall back to the whole-domain scheme.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import graphc as gc
 from graphc.pipeline import passes_for, run_pipeline
 from runtime import compile_graph
-from runtime.reduce_kernel import ROW_BUFFER_BYTES, row_plan
+from runtime.reduce_kernel import ROW_BUFFER_BYTES, row_outputs, row_plan
 
 RNG = np.random.default_rng(7)
 
@@ -131,3 +133,35 @@ def test_rows_too_long_for_row_buffers_recompute():
     feeds = {"x": RNG.standard_normal((2, n)).astype(np.float32)}
     np.testing.assert_allclose(gc.compile(g).run(feeds)["p"], gc.interpret(g, feeds)["p"],
                                rtol=2e-6, atol=1e-12)
+
+
+def _kernel_ir(exe) -> str:
+    """The optimised IR of the step's kernels (graphc_main excluded)."""
+    text = exe.llvm_ir
+    return "\n".join(f for f in text.split("\ndefine ") if "graphc_main" not in f.split("(")[0])
+
+
+def test_short_rows_are_unrolled_and_the_row_loop_vectorised():
+    """A 2x2 window max: no row buffer, straight-line rows, vector code across rows; the
+    pooled value and its count are stored as each row finishes (no second pass)."""
+    x = RNG.standard_normal((8, 3, 6, 8)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    b = gc.GraphBuilder("pool")
+    xi = b.input("x", x.shape)
+    windows = gc.transpose(gc.reshape(xi, (8, 3, 3, 2, 4, 2)), (0, 1, 2, 4, 3, 5))
+    top = gc.max(windows, axis=(4, 5), keepdims=True)
+    ties = gc.cast(gc.equal(windows, top), "f32")
+    graph = b.build({"top": top, "ties": ties, "count": gc.sum(ties, axis=(4, 5))})
+    lowered = run_pipeline(graph, passes_for())
+    (kernel,) = _kernels(lowered)
+    assert row_plan(kernel.attrs["body"]) == {}
+    stored_in_row = {kernel.outputs[j] for j, _ in row_outputs(kernel.attrs["body"])}
+    assert stored_in_row == {lowered.outputs["top"], lowered.outputs["count"]}
+    exe = gc.compile(graph)
+    assert re.search(r"<\d+ x float>", _kernel_ir(exe))
+    got = exe.run({"x": x})
+    w = x.reshape(8, 3, 3, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5)
+    want = np.max(w, axis=(4, 5), keepdims=True)
+    np.testing.assert_array_equal(got["top"], want)
+    np.testing.assert_array_equal(got["ties"], (w == want).astype(np.float32))
+    np.testing.assert_array_equal(got["count"], (w == want).sum(axis=(4, 5)))

@@ -316,3 +316,23 @@ def test_avx512_when_host_has_it():
     b = gc.GraphBuilder("vec")
     x, y = b.input("x", (256,)), b.input("y", (256,))
     assert "zmm" in compile_graph(b.build({"z": x * y + 1.0})).asm
+
+
+def test_a_loop_kernel_of_reshaped_outputs_loops_over_the_source_axes():
+    """im2col's pattern: a kernel whose output is a reshape of a transposed view loops over
+    the view's axes (no division of a flattened index) and stores at the same flat offsets."""
+    from graphc.pipeline import passes_for, run_pipeline
+    from runtime.fused import _reshaped_from
+    from runtime.index_eval import IndexEval
+
+    b = gc.GraphBuilder("r")
+    x = b.input("x", (6, 4, 5))
+    graph = b.build({"y": gc.reshape(gc.transpose(x * 2.0, (2, 0, 1)), (5, 24))})
+    (kernel,) = [n for n in run_pipeline(graph, passes_for()).nodes if n.op == "fused"]
+    body = kernel.attrs["body"]
+    ev = IndexEval.__new__(IndexEval)  # only the producer map is consulted
+    ev.producer = {v: n for n in body.nodes for v in n.outputs}
+    assert [u.type.shape for u in _reshaped_from(ev, list(body.outputs.values()))] == [(5, 6, 4)]
+    xv = np.arange(120, dtype=np.float32).reshape(6, 4, 5)
+    np.testing.assert_array_equal(gc.compile(graph).run({"x": xv})["y"],
+                                  (xv * 2).transpose(2, 0, 1).reshape(5, 24))
