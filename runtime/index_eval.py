@@ -119,6 +119,7 @@ class IndexEval:
         # value -> (pointer, those dims)
         self.partial: dict[Value, tuple[ir.Value, tuple[int, ...]]] = {}
         self.memo: dict = {}
+        self.e.isolate = self.scope  # a read_if branch's values are not memoised past it
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:

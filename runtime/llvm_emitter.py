@@ -52,6 +52,7 @@ class LLVMEmitter:
 
     def __init__(self, builder: ir.IRBuilder, error_code: int = 1):
         self.b = builder
+        self.isolate = contextlib.nullcontext  # values made in a read_if branch stay there
         self.module: ir.Module = builder.module
         self.error_code = error_code  # what fail_unless records: the kernel's position + 1
 
@@ -157,6 +158,21 @@ class LLVMEmitter:
 
     def select(self, c, a, b):
         return self.b.select(c, a, b)
+
+    def read_if(self, cond, read, safe_read, default):
+        """`read()` only where cond holds, else `default`: a branch around the read, which
+        the loop vectoriser turns into a masked load when the address is affine (a window
+        row reaching padding, col2im's edges), where a clamped read would be a gather.
+        Values computed inside stay inside (`isolate`, set by the index evaluator)."""
+        b = self.b
+        before = b.block
+        with self.isolate(), b.if_then(cond):
+            value = read()
+            inside = b.block
+        merged = b.phi(value.type)
+        merged.add_incoming(value, inside)
+        merged.add_incoming(self.const(default, value), before)
+        return merged
 
     # --- constants and conversions ------------------------------------------------------------
     def const(self, value, like):

@@ -35,7 +35,7 @@ from .index_eval import IndexEval, Scratch, flat_offset, loop_nest, unflatten
 from .llvm_emitter import I1, I64, REG_TYPES, constant, for_range, load, store
 
 ROW_BUFFER_BYTES = 1 << 17  # larger row buffers recompute instead (kept within L2)
-UNROLLED_ROW = 16  # rows this short are unrolled (pooling windows, a 4x4 at most)
+UNROLLED_ROW = 32  # rows this short are unrolled (pooling windows, a 5x5 conv's taps)
 _NO_NAN = ("nnan", "nsz")  # lets the vectoriser treat a compare-select as a max/min
 
 
@@ -230,7 +230,14 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
                                       for v, k in plan.items()}, in_row)
     full = {v for _, v in _full_outputs(ev.body, lay)} | {v for _, v in in_row}
     rowwise = [(j, v) for j, v in enumerate(ev.body.outputs.values()) if v not in full]
-    if rowwise:
+    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
+    if rowwise and all(v.type.shape in (lay.kept_shape, keepdims) for _, v in rowwise):
+        # loops over the kept axes: affine offsets (no division of a flat row number)
+        zeros = tuple(ir.Constant(I64, 0) for _ in lay.axes)
+        with loop_nest(b, lay.kept_shape, "row") as kept_idx, ev.scope():
+            ev.store_all([(j, v, kept_idx if v.type.shape == lay.kept_shape
+                           else lay.merge(kept_idx, zeros)) for j, v in rowwise])
+    elif rowwise:
         with for_range(b, lay.rows, "row") as row, ev.scope():
             ev.store_all([(j, v, unflatten(b, row, v.type.shape)) for j, v in rowwise])
 

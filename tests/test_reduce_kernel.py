@@ -21,7 +21,7 @@ def _kernels(graph):
     return [n for n in graph.nodes if n.op == "fused"]
 
 
-@pytest.mark.parametrize("n", [1, 15, 16, 100, 257])
+@pytest.mark.parametrize("n", [1, 15, 16, 25, 32, 33, 100, 257])
 def test_row_max_and_min_propagate_nan_wherever_it_is(n):
     x = RNG.standard_normal((6, n)).astype(np.float32)
     x[1, 0] = np.nan
@@ -142,8 +142,9 @@ def _kernel_ir(exe) -> str:
 
 
 def test_short_rows_are_unrolled_and_the_row_loop_vectorised():
-    """A 2x2 window max: no row buffer, straight-line rows, vector code across rows; the
-    pooled value and its count are stored as each row finishes (no second pass)."""
+    """A 2x2 window max (rows up to UNROLLED_ROW elements): no row buffer, straight-line
+    rows, vector code across rows; the pooled value and its count are stored as each row
+    finishes (no second pass)."""
     x = RNG.standard_normal((8, 3, 6, 8)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
     b = gc.GraphBuilder("pool")

@@ -108,19 +108,23 @@ def _windows_index_map(at, e, idx, in_types, out_type, kernel, strides, pads, di
     x, d = in_types[0], len(kernel)
     strides, pads, dilations = geometry(kernel, strides, pads, dilations, "windows")
     outs, taps = idx[2:2 + d], idx[2 + d:]
-    read, valid = [], []
+    raw, clamped, valid = [], [], []
     for a in range(d):
         o, k, size = outs[a], taps[a], x.shape[2 + a]
         pos = e.sub(e.add(e.mul(o, e.const(strides[a], o)), e.mul(k, e.const(dilations[a], k))),
                     e.const(pads[a], o))
+        raw.append(pos)
         last = (out_type.shape[2 + a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a]
         if pads[a] == 0 and last - pads[a] < size:  # every window inside: a plain strided read
-            read.append(pos)
+            clamped.append(pos)
             continue
         valid += [e.ge(pos, e.const(0, pos)), e.lt(pos, e.const(size, pos))]
-        read.append(e.min(e.max(pos, e.const(0, pos)), e.const(size - 1, pos)))
-    v = at(0, (*idx[:2], *read) + (tuple(taps) if x.rank == 2 + 2 * d else ()))
-    return e.select(_all(e, valid), v, e.const(value, v)) if valid else v
+        clamped.append(e.min(e.max(pos, e.const(0, pos)), e.const(size - 1, pos)))
+    tail = tuple(taps) if x.rank == 2 + 2 * d else ()
+    if not valid:
+        return at(0, (*idx[:2], *raw) + tail)
+    return e.read_if(_all(e, valid), lambda: at(0, (*idx[:2], *raw) + tail),
+                     lambda: at(0, (*idx[:2], *clamped) + tail), value)
 
 
 def _windows_bprop(x, y, g, kernel, strides, pads, dilations, value):
@@ -166,7 +170,7 @@ def _col2im_index_map(at, e, idx, in_types, out_type, size, strides, pads, dilat
     g, d = in_types[0], len(size)
     strides, pads, dilations = geometry(g.shape[2 + d:], strides, pads, dilations, "col2im")
     poss, taps = idx[2:2 + d], idx[2 + d:]
-    read, valid = [], []
+    raw, clamped, valid = [], [], []
     for a in range(d):
         pos, k, s, count = poss[a], taps[a], strides[a], g.shape[2 + a]
         t = e.sub(e.add(pos, e.const(pads[a], pos)), e.mul(k, e.const(dilations[a], k)))
@@ -174,9 +178,10 @@ def _col2im_index_map(at, e, idx, in_types, out_type, size, strides, pads, dilat
         valid += [e.ge(o, e.const(0, o)), e.lt(o, e.const(count, o))]
         if s != 1:
             valid.append(e.eq(e.mod(t, e.const(s, t)), e.const(0, t)))
-        read.append(e.min(e.max(o, e.const(0, o)), e.const(count - 1, o)))
-    v = at(0, (*idx[:2], *read, *taps))
-    return e.select(_all(e, valid), v, e.const(0, v))
+        raw.append(o)
+        clamped.append(e.min(e.max(o, e.const(0, o)), e.const(count - 1, o)))
+    return e.read_if(_all(e, valid), lambda: at(0, (*idx[:2], *raw, *taps)),
+                     lambda: at(0, (*idx[:2], *clamped, *taps)), 0)
 
 
 register(OpDef(
@@ -252,9 +257,8 @@ def _conv_bprop(*args, strides, pads, dilations, group):
     dcols = F.reshape(F.swapaxes(_wmat(w, group), 1, 2) @ gm,
                       (n, group, c // group, kh, kw, oh, ow))
     dcols = F.reshape(F.transpose(dcols, (0, 1, 2, 5, 6, 3, 4)), (n, c, oh, ow, kh, kw))
-    # taps first, so the reduction loops outermost and the output row stays contiguous
-    back = F.transpose(N.col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5, 0, 1, 2, 3))
-    return [F.sum(back, (0, 1)), dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
+    dx = F.sum(N.col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5))
+    return [dx, dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
 
 
 register(OpDef(

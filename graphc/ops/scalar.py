@@ -17,6 +17,7 @@ EMITTER_METHODS = (
     "add", "sub", "mul", "div", "neg", "exp", "log", "tanh", "sqrt", "pow", "max", "min",
     "lt", "le", "gt", "ge", "eq", "ne", "select", "const", "cast",
     "floor", "ceil", "round", "erf", "floordiv", "mod", "xor", "shift_right", "fail_unless",
+    "read_if",
 )
 
 
@@ -49,6 +50,13 @@ class NumpyEmitter:
     def eq(self, a, b): return a == b
     def ne(self, a, b): return a != b
     def select(self, c, a, b): return np.where(c, a, b)
+
+    def read_if(self, cond, read, safe_read, default):
+        """`read()` where cond holds, else `default`. NumPy evaluates every element, so it
+        reads through `safe_read` (the index clamped into range) and selects."""
+        value = safe_read()
+        return np.where(cond, value, self.const(default, value))
+
     def const(self, value, like):
         dtype = np.asarray(like).dtype
         if dtype.kind in "iu" and isinstance(value, float) and np.isinf(value):
