@@ -1,10 +1,10 @@
 """The kernel ABI: one LLVM function per kernel node.
 
 Input: a `fused` node (passes/fusion.py) and the compile-time values of source-produced
-operands. Output: an internal LLVM function `void kernel(out0*, ..., in0*, ..., [i8* scratch])`
-(element pointers, row-major, static shapes; an input whose buffer an output is written over is
-read through that output's pointer and has no argument) whose body runtime/fused.py emits. Kernels read no
-other state, so the entry function can call them in schedule order.
+operands. Output: an LLVM function `void kernel(out0*, ..., in0*, ..., [i8* scratch])` (element
+pointers, row-major, static shapes; an input whose buffer an output is written over is read
+through that output's pointer and has no argument of its own) whose body runtime/fused.py
+emits. Kernels read no other state, so the entry function can call them in schedule order.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class Kernel:
         self.op: OpDef = get_op(node.op)
         self.parts = parts
         shared = shared or {}
+        self.aliased = aliased or bool(shared)  # may an output be an input's buffer?
         values = list(node.outputs) + [v for j, v in enumerate(node.inputs) if j not in shared]
         arg_types = [MEM_TYPES[v.type.dtype].as_pointer() for v in values]
         self.scratch_bytes = scratch_bytes(node, parts) if self.op.kind == "fused" else 0
@@ -51,8 +52,9 @@ class Kernel:
         self.fn.linkage = "internal"
         self.fn.attributes.add("nounwind")
         # Inlined into the entry function, every kernel went through the function pipeline
-        # twice and the loop vectoriser scanned one huge function: 2x the compile time, no
-        # step-time gain (a call per kernel is nothing next to its loops).
+        # twice and the loop vectoriser scanned one huge function: 2x the compile time. The
+        # one useful fact inlining gave LLVM, that an in-place input and output are the same
+        # memory, `shared` states; a call per kernel is nothing next to its loops.
         self.fn.attributes.add("noinline")
         distinct = shared or not aliased  # outputs are fresh buffers or read through themselves
         for k, arg in enumerate(self.fn.args[:len(values)]):

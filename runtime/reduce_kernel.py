@@ -206,11 +206,16 @@ class Accumulator:
             new = getattr(self.e, self.combine)(acc, x)
         b.store(new, self.cell)
 
-    def result(self, count: int) -> ir.Value:
+    def partial(self) -> ir.Value:
+        """The combined value so far (NaN if one was seen), before any finalize."""
         value = self.b.load(self.cell)
         if self.is_float and self.nan is not None:
             value = self.b.select(self.b.load(self.nan),
                                   ir.Constant(value.type, float("nan")), value)
+        return value
+
+    def result(self, count: int) -> ir.Value:
+        value = self.partial()
         return value if self.op.finalize is None else self.op.finalize(self.e, value, count)
 
 
@@ -294,11 +299,77 @@ def _over_row(b: ir.IRBuilder, ev: IndexEval, shape, name: str, body) -> None:
         body(index)
 
 
+def _uses_reductions(body: Graph, v: Value) -> bool:
+    producer = {x: n for n in body.nodes for x in n.outputs}
+    stack, seen = [v], set()
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node in seen:
+            continue
+        if get_op(node.op).kind == "reduction":
+            return True
+        seen.add(node)
+        stack.extend(node.inputs)
+    return False
+
+
+def _emit_runs(kernel, ev: IndexEval, accs: dict[Node, ir.Value], run: int) -> None:
+    """Reduced axes both before and after a kept one (a bias gradient, sum over N, H, W):
+    the domain in memory order, each trailing run of `run` reduced axes combined in a register
+    (vectorisable) and then into its kept slot. Full-domain outputs that need no reduction
+    (the gradient itself) are stored in the first pass instead of computed again."""
+    b, e, lay = kernel.b, kernel.e, layout(ev.body)
+    outer, inner = lay.domain[:-run], lay.domain[-run:]
+    full = _full_outputs(ev.body, lay)
+    early = [] if kernel.aliased else \
+        [(j, v) for j, v in full if not _uses_reductions(ev.body, v)]  # (in place: all late)
+    cells = {r: Accumulator(kernel, r) for r in accs}
+    for k, (r, acc) in enumerate(accs.items()):
+        dtype = r.output.type.dtype
+        combine, identity = get_op(r.op).reducer
+        with for_range(b, lay.rows, "init") as row:
+            store(b, constant(dtype, identity), acc, row, dtype)
+        with loop_nest(b, outer, "o") as outer_idx, ev.scope():
+            cells[r].reset()
+
+            def accumulate(inner_idx, r=r, k=k):
+                idx = tuple(outer_idx) + tuple(inner_idx)
+                values = [ev.at(r.inputs[0], idx)] + [ev.at(v, idx) for _, v in early if not k]
+                cells[r].add(values[0])
+                for (j, v), value in zip(early if not k else [], values[1:]):
+                    store(b, value, kernel.outs[j], flat_offset(b, idx, v.type.shape),
+                          v.type.dtype)
+            _over_row(b, ev, inner, "i", accumulate)
+            slot = flat_offset(b, tuple(outer_idx[d] for d in lay.kept), lay.kept_shape)
+            store(b, getattr(e, combine)(load(b, acc, slot, dtype), cells[r].partial()), acc,
+                  slot, dtype)
+        _finalize(kernel, r, acc)
+        ev.ptr[r.output] = acc
+    late = [(j, v) for j, v in full if (j, v) not in early]
+    if late:
+        with loop_nest(b, lay.domain, "w") as idx, ev.scope():
+            ev.store_all([(j, v, idx) for j, v in late])
+
+
+def _finalize(kernel, r: Node, acc: ir.Value) -> None:
+    op, lay = get_op(r.op), layout(kernel.node.attrs["body"])
+    if op.finalize is not None:
+        b, dtype = kernel.b, r.output.type.dtype
+        count = math.prod(lay.reduced_shape)  # 0 for an empty axis: mean is NaN
+        with for_range(b, lay.rows, "fin") as row:
+            store(b, op.finalize(kernel.e, load(b, acc, row, dtype), count), acc, row, dtype)
+
+
 def _emit_whole(kernel, ev: IndexEval, accs: dict[Node, ir.Value]) -> None:
     """Each reduction accumulates into its scratch array with one slot per row, in body order;
     trailing reduced axes loop innermost (row order), leading ones outermost (column order, so
     the kept axis is contiguous). Then the full-shape outputs are evaluated and stored."""
     b, e, lay = kernel.b, kernel.e, layout(ev.body)
+    run = next((t for t in range(len(lay.domain), 0, -1)
+                if set(range(len(lay.domain) - t, len(lay.domain))) <= set(lay.axes)), 0)
+    if 0 < run < len(lay.axes) and not lay.trailing:
+        _emit_runs(kernel, ev, accs, run)
+        return
     order = list(lay.kept) + list(lay.axes) if lay.trailing else list(lay.axes) + list(lay.kept)
     for r, acc in accs.items():
         op, dtype = get_op(r.op), r.output.type.dtype

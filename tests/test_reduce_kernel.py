@@ -166,3 +166,21 @@ def test_short_rows_are_unrolled_and_the_row_loop_vectorised():
     np.testing.assert_array_equal(got["top"], want)
     np.testing.assert_array_equal(got["ties"], (w == want).astype(np.float32))
     np.testing.assert_array_equal(got["count"], (w == want).sum(axis=(4, 5)))
+
+
+@pytest.mark.parametrize("axes", [(0, 2, 3), (1, 3), (0, 3)])
+def test_reductions_over_axes_before_and_after_a_kept_one(axes):
+    """A bias gradient's shape of reduction: trailing runs combined in registers, then into
+    their kept slot; the full-shape gradient is stored in the same pass. NaN still wins a max,
+    and a mean divides by the whole count."""
+    x = RNG.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    x[1, 2, 3, 4] = np.nan
+    b = gc.GraphBuilder("bias")
+    xi = b.input("x", x.shape)
+    grad = gc.where(xi > 0.0, xi * 2.0, 0.0)
+    graph = b.build({"grad": grad, "sum": gc.sum(grad, axis=axes), "mean": gc.mean(xi, axis=axes),
+                     "max": gc.max(xi, axis=axes)})
+    got = gc.compile(graph).run({"x": x})
+    want = gc.interpret(graph, {"x": x})
+    for name in ("grad", "sum", "mean", "max"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
