@@ -82,3 +82,15 @@ def test_ir_and_assembly_cover_every_module(workers):
     assert "define void @graphc_main" in exe.llvm_ir
     assert re.search(r"^define .*@\"?k\d+_fused", exe.llvm_ir, re.MULTILINE)
     assert "graphc_main" in exe.asm and re.search(r"k\d+_fused", exe.asm)
+
+
+def test_an_in_place_update_reads_through_its_output_pointer(workers):
+    """The updated param is one pointer argument, read and written: LLVM knows both are the
+    same memory and every output stays noalias (as it knew when kernels were inlined)."""
+    from models.mlp import build_mlp
+
+    workers(2)
+    step = gc.compile_train_step(build_mlp((20, 16, 4), batch=8), "loss", gc.optim.SGD(lr=0.1))
+    assert step.stats["inplace_updates"] > 0
+    firsts = re.findall(r"^define void @k\d+_\w+\(ptr ([\w ]*)%", step.exe.llvm_ir, re.MULTILINE)
+    assert firsts and all("noalias" in attrs for attrs in firsts), firsts
