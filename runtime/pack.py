@@ -6,8 +6,9 @@ a block of kcur rows and ncur columns, zero past column ncur (the microkernel al
 whole NR-wide panels). Whole panels and the last partial one are separate loops, so no read is
 clamped: a row-major B packs with plain vector loads. A B that is contiguous along K (a
 transposed operand, e.g. Wᵀ in dX = dY·Wᵀ) is moved L x L elements at a time: L vector loads
-along K, a transpose in registers (log2 L rounds of interleaving shuffles), L vector stores
-along the panel, instead of one scalar load and store per element.
+along K (zero vectors for the columns past the block), a transpose in registers (log2 L rounds
+of interleaving shuffles), L vector stores along the panel, instead of one scalar load and
+store per element.
 """
 from __future__ import annotations
 
@@ -68,15 +69,13 @@ class PackB:
     def _panels(self, jc, pc, kcur: int, first, panels: int, width: int) -> None:
         """Columns [0, width) of `panels` panels from panel `first` on."""
         lanes = self.lanes
-        if not self.along_k or kcur < lanes or width < lanes:
+        if not self.along_k or kcur < lanes:
             self._elements(jc, pc, first, panels, (0, kcur), (0, width), kcur)
             return
-        square_k, square_w = kcur // lanes * lanes, width // lanes * lanes
-        self._squares(jc, pc, first, panels, square_k, square_w, kcur)
+        square_k = kcur // lanes * lanes
+        self._squares(jc, pc, first, panels, square_k, width, kcur)
         if square_k < kcur:
             self._elements(jc, pc, first, panels, (square_k, kcur), (0, width), kcur)
-        if square_w < width:
-            self._elements(jc, pc, first, panels, (0, square_k), (square_w, width), kcur)
 
     def _elements(self, jc, pc, first, panels: int, ps, jjs, kcur: int) -> None:
         """One element at a time over rows `ps` and panel columns `jjs` (half-open ranges);
@@ -94,7 +93,8 @@ class PackB:
             store(b, value, self.packed, self._offset(jr, p, jj, kcur), self.dtype)
 
     def _squares(self, jc, pc, first, panels: int, rows: int, width: int, kcur: int) -> None:
-        """L x L squares of a B contiguous along K: rows [0, rows), panel columns [0, width)."""
+        """L x L squares of a B contiguous along K: rows [0, rows), panel columns [0, width)
+        rounded up to whole squares, the columns past `width` zero (the panel's padding)."""
         b, lanes = self.b, self.lanes
         ptr, _, s_n = self.strided
         vec = ir.VectorType(MEM_TYPES[self.dtype], lanes)
@@ -106,6 +106,9 @@ class PackB:
                 base = b.add(pc, p0)
                 columns = []
                 for t in range(lanes):  # column col0 + t, rows p0 .. p0 + L - 1
+                    if q0 + t >= width:
+                        columns.append(ir.Constant(vec, None))
+                        continue
                     at = b.add(base, b.mul(b.add(col0, self.i64(t)), self.i64(s_n)))
                     src = b.bitcast(b.gep(ptr, [at], inbounds=True), vec.as_pointer())
                     columns.append(b.load(src, align=itemsize))
