@@ -73,9 +73,9 @@ class Executable:
         self.stats = stats
         self._static_args = (_pointer(self._arena), _pointer(self._param_ptrs), _pointer(self._io))
         # the fast path of `run`: what a well-formed call looks like, checked cheaply
-        self._expected = {i.name: (i.value.type.shape, i.value.type.np_dtype)
+        self._expected = {i.name: (i.value.type.shape, i.value.type.np_dtype,
+                                   plan.input_slots.get(i.name))  # None: unused
                           for i in graph.inputs_with_role("input")}
-        self._input_slots = [(name, slot) for name, slot in plan.input_slots.items()]
         self._output_slots = [(name, slot, graph.outputs[name].type.shape,
                                graph.outputs[name].type.np_dtype)
                               for name, slot in plan.output_slots.items()]
@@ -90,13 +90,18 @@ class Executable:
     def asm(self) -> str:
         return self._jit.asm
 
-    def _fast_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict | None:
-        """The feeds as they are when they are exactly the inputs, as C-contiguous arrays of the
-        right shape and dtype, none overlapping a buffer the step writes; else None (the full
-        checks then run and name what is wrong)."""
+    def exact_feeds(self, feeds: Mapping[str, np.ndarray]) -> list | None:
+        """Non-None if `feeds` pass every check `run` would make (see _fast_feeds)."""
+        return self._fast_feeds(feeds) if self._fast_ok else None
+
+    def _fast_feeds(self, feeds: Mapping[str, np.ndarray]) -> list | None:
+        """(io slot, pointer) of each feed when the feeds are exactly the inputs, as
+        C-contiguous arrays of the right shape and dtype, none overlapping a buffer the step
+        writes; else None (the full checks then run and name what is wrong)."""
         expected = self._expected
         if len(feeds) != len(expected):
             return None
+        pointers = []
         for name, array in feeds.items():
             want = expected.get(name)
             if (want is None or type(array) is not np.ndarray or array.shape != want[0]
@@ -104,17 +109,20 @@ class Executable:
                 return None
             start = array.ctypes.data
             end = start + array.nbytes
-            if any(start < hi and lo < end for lo, hi in self._updated_ranges):
-                return None
-        return feeds
+            for lo, hi in self._updated_ranges:
+                if start < hi and lo < end:
+                    return None
+            if want[2] is not None:
+                pointers.append((want[2], start))
+        return pointers
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step: outputs as fresh arrays; params/state updated in place."""
         fast = self._fast_feeds(feeds) if self._fast_ok else None
         if fast is not None:
             io = self._io
-            for name, slot in self._input_slots:
-                io[slot] = fast[name].ctypes.data
+            for slot, pointer in fast:
+                io[slot] = pointer
             outputs = {}
             for name, slot, shape, dtype in self._output_slots:
                 out = outputs[name] = np.empty(shape, dtype)
