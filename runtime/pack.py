@@ -97,22 +97,45 @@ class PackB:
         rounded up to whole squares, the columns past `width` zero (the panel's padding)."""
         b, lanes = self.b, self.lanes
         ptr, _, s_n = self.strided
-        vec = ir.VectorType(MEM_TYPES[self.dtype], lanes)
-        itemsize = TensorType((), self.dtype).np_dtype.itemsize
+        square = shared_square(b.module, self.dtype, lanes)
         with for_range(b, panels, "tj") as pj, for_range(b, rows // lanes, "tp") as tp:
             jr, p0 = b.add(first, pj), b.mul(tp, self.i64(lanes))
             for q0 in range(0, width, lanes):
                 col0 = b.add(jc, b.add(b.mul(jr, self.i64(self.nr)), self.i64(q0)))
-                base = b.add(pc, p0)
-                columns = []
-                for t in range(lanes):  # column col0 + t, rows p0 .. p0 + L - 1
-                    if q0 + t >= width:
-                        columns.append(ir.Constant(vec, None))
-                        continue
-                    at = b.add(base, b.mul(b.add(col0, self.i64(t)), self.i64(s_n)))
-                    src = b.bitcast(b.gep(ptr, [at], inbounds=True), vec.as_pointer())
-                    columns.append(b.load(src, align=itemsize))
-                for q, row in enumerate(transpose_square(b, columns)):
-                    at = self._offset(jr, b.add(p0, self.i64(q)), self.i64(q0), kcur)
-                    dst = b.bitcast(b.gep(self.packed, [at], inbounds=True), vec.as_pointer())
-                    b.store(row, dst, align=itemsize)
+                src = b.gep(ptr, [b.add(b.add(pc, p0), b.mul(col0, self.i64(s_n)))],
+                            inbounds=True)
+                dst = b.gep(self.packed, [self._offset(jr, p0, self.i64(q0), kcur)],
+                            inbounds=True)
+                b.call(square, [src, self.i64(s_n), self.i64(min(width - q0, lanes)), dst,
+                                self.i64(self.nr)])
+
+
+def shared_square(module: ir.Module, dtype: str, lanes: int) -> ir.Function:
+    """`void square(src*, i64 column_stride, i64 columns, dst*, i64 row_stride)`: the first
+    `columns` of L columns of L contiguous elements (the rest zero) into L rows, transposed;
+    emitted once per module (each call site inline was 128 shuffles of compile time)."""
+    name = f"graphc.pack_square.{dtype}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    ptr = MEM_TYPES[dtype].as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, I64, I64, ptr, I64]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    src, stride, columns, dst, row_stride = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    vec = ir.VectorType(MEM_TYPES[dtype], lanes)
+    itemsize = TensorType((), dtype).np_dtype.itemsize
+    zero = ir.Constant(vec, None)
+    loaded = []
+    for t in range(lanes):  # column t, or zero past `columns` (read column 0 instead: in range)
+        inside = b.icmp_signed("<", ir.Constant(I64, t), columns)
+        at = b.select(inside, b.mul(ir.Constant(I64, t), stride), ir.Constant(I64, 0))
+        column = b.load(b.bitcast(b.gep(src, [at], inbounds=True), vec.as_pointer()),
+                        align=itemsize)
+        loaded.append(b.select(inside, column, zero))
+    for q, row in enumerate(transpose_square(b, loaded)):
+        at = b.gep(dst, [b.mul(ir.Constant(I64, q), row_stride)], inbounds=True)
+        b.store(row, b.bitcast(at, vec.as_pointer()), align=itemsize)
+    b.ret_void()
+    return fn
