@@ -133,12 +133,15 @@ class Executable:
         self._checks = _feed_checks(graph)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._checks:  # data checks need validated arrays: names, shapes, dtypes first
-            if self.native.exact_feeds(feeds) is None:
-                feeds = check_feeds(self.native.graph, feeds)
-            for check in self._checks:
-                check(feeds)
-        return self.native.run(feeds)
+        if not self._checks:
+            return self.native.run(feeds)
+        # data checks need validated arrays: names, shapes, dtypes first
+        exact = self.native.exact_feeds(feeds)
+        if exact is None:
+            feeds = check_feeds(self.native.graph, feeds)
+        for check in self._checks:
+            check(feeds)
+        return self.native.run(feeds, exact)
 
     @property
     def params(self) -> dict[str, np.ndarray]:

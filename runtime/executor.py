@@ -116,9 +116,11 @@ class Executable:
                 pointers.append((want[2], start))
         return pointers
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One step: outputs as fresh arrays; params/state updated in place."""
-        fast = self._fast_feeds(feeds) if self._fast_ok else None
+    def run(self, feeds: Mapping[str, np.ndarray], exact: list | None = None
+            ) -> dict[str, np.ndarray]:
+        """One step: outputs as fresh arrays; params/state updated in place. `exact` is what
+        `exact_feeds(feeds)` returned for these same feeds, if the caller has it already."""
+        fast = exact or (self._fast_feeds(feeds) if self._fast_ok else None)
         if fast is not None:
             io = self._io
             for slot, pointer in fast:

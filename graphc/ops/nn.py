@@ -65,8 +65,9 @@ def _check_labels(types, arrays):
     classes, labels = types[0].shape[1], arrays[1]
     if labels is None:
         return
-    if not labels.size or (labels.min() >= 0 and labels.max() < classes):
-        return  # two reductions: this runs before every step
+    if labels.dtype.kind == "i" and labels.size and \
+            labels.view(f"u{labels.dtype.itemsize}").max() < classes:
+        return  # one reduction (a negative label is a huge unsigned one): runs every step
     bad = (labels < 0) | (labels >= classes)
     if np.any(bad):
         i = int(np.argmax(bad))
