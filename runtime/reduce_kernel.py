@@ -93,12 +93,32 @@ def _passes(body: Graph, lay: Layout) -> list[list[Value]]:
     return [[r.inputs[0]] for r in reductions(body)] + [[v for _, v in _full_outputs(body, lay)]]
 
 
+def _row_aligned(body: Graph, lay: Layout) -> bool:
+    """Is every value computed from a reduction read only within its own row? Elementwise ops
+    must not broadcast it along other axes: a [6] row result in a [6,6] domain (x - max(x, 1)
+    without keepdims) is read at [i, j] as row j's result."""
+    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
+    from_rows: set[Value] = set()
+    for n in body.nodes:
+        kind = get_op(n.op).kind
+        if kind != "reduction" and not from_rows.intersection(n.inputs):
+            continue
+        out = n.output.type.shape
+        aligned = (out, keepdims) if out == lay.domain else (out,)
+        if kind == "elementwise" and any((1,) * (len(out) - x.type.rank) + x.type.shape
+                                         not in aligned for x in n.inputs if x in from_rows):
+            return False
+        from_rows.update(n.outputs)
+    return True
+
+
 def row_plan(body: Graph) -> dict[Value, int] | None:
     """For the row scheme: full-domain values to keep in row buffers -> the pass computing
-    them. None when the kernel needs the whole-domain scheme (reduced axes not trailing, or a
-    movement op reading another row of a value the kernel computes)."""
+    them. None when the kernel needs the whole-domain scheme (reduced axes not trailing, a
+    reduction's result broadcast across rows, or a movement op reading another row of a value
+    the kernel computes)."""
     lay = layout(body)
-    if not lay.trailing:
+    if not lay.trailing or not _row_aligned(body, lay):
         return None
     producer = {v: n for n in body.nodes for v in n.outputs}
     made = set()  # values computed in the kernel, and views of them (operands' views are not)

@@ -123,6 +123,25 @@ def test_a_kernel_reading_another_row_of_its_own_value_uses_the_whole_domain_sch
         np.testing.assert_allclose(got[name], want[name], rtol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("case", ["broadcast", "full_output", "reshaped"])
+def test_a_row_result_broadcast_along_the_row_uses_the_whole_domain_scheme(case):
+    """NumPy broadcasting puts a [6] row result m along the rows of a [6,6] domain: x - m reads
+    m[j] in row i, another row's result, which a row-by-row kernel has not computed yet."""
+    b = gc.GraphBuilder("rows")
+    x = b.input("x", (6, 6))
+    m = gc.max(x, axis=1)
+    outputs = {"broadcast": lambda: {"s": gc.sum(x * m, axis=1)},
+               "full_output": lambda: {"y": x - m},
+               "reshaped": lambda: {"s": gc.sum(x + gc.reshape(m, (1, 6)), axis=1)}}[case]()
+    g = b.build(outputs)
+    (kernel,) = _kernels(run_pipeline(g, passes_for()))
+    assert row_plan(kernel.attrs["body"]) is None
+    feeds = {"x": RNG.standard_normal((6, 6)).astype(np.float32)}
+    got, want = gc.compile(g).run(feeds), gc.interpret(g, feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_rows_too_long_for_row_buffers_recompute():
     n = ROW_BUFFER_BYTES // 4 + 16
     b = gc.GraphBuilder("long")
