@@ -25,7 +25,8 @@ from passes.fusion import keeps_flat_order
 from .gemm import Gemm, gemm_buffers, gemm_scratch
 from .index_eval import ZERO, Index, IndexEval, Scratch, broadcast_index, flat_offset, loop_nest
 from .llvm_emitter import I64, store
-from .reduce_kernel import emit_reduce, reduce_scratch_bytes
+from .reduce_kernel import emit_reduce
+from .reduce_plan import reduce_scratch_bytes
 from .scatter import emit_scatter_rows, one_hot_rows
 
 

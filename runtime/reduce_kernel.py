@@ -1,8 +1,8 @@
 """Lowering of `reduce` kernels: reductions over the same axes of one domain, with their
 elementwise producers and consumers (see passes/fusion.py).
 
-Input: a `reduce` fused kernel (runtime/kernels.py's Kernel) and its IndexEval. Output: the
-kernel's loops, in one of two schemes.
+Input: a `reduce` fused kernel (runtime/kernels.py's Kernel), its IndexEval and its plan
+(runtime/reduce_plan.py). Output: the kernel's loops, in one of two schemes.
 
 - Rows, when the reduced axes are the trailing ones (softmax, layer norm, a loss) and every
   value is read within its own row: one loop over the rows; per row, each reduction in body
@@ -10,11 +10,15 @@ kernel's loops, in one of two schemes.
   may split across lanes (sum: `fadd reassoc`; max/min: a NaN-free compare-select plus a NaN
   flag, so NaN still propagates); a full-domain value computed in one pass and read by a later
   one (softmax's exp(x - max)) is kept in a row buffer instead of being recomputed; then the
-  row's full-domain outputs.
+  row's full-domain outputs, and its reduced-shape outputs. A row of at most UNROLLED_ROW
+  elements (a pooling window, a conv's taps) is straight-line code, so the loop over rows is
+  the one the vectoriser works on.
 - Whole domain, otherwise (e.g. a bias gradient summed over the batch): each reduction in turn
-  over the whole domain, into one accumulator per kept index, the kept axes innermost and
-  contiguous when they trail (vectorised across accumulators, each summed in order); then the
-  full-domain outputs in one more loop nest.
+  over the whole domain, into one accumulator per kept index. Reduced axes both before and
+  after a kept one run in memory order, each trailing run combined in a register; otherwise
+  the kept axes are innermost and contiguous when they trail (vectorised across
+  accumulators). Then the full-domain outputs (those needing no reduction already stored in
+  the first pass, unless the kernel writes in place).
 
 Either way each reduction's per-row results end in a scratch array, and the outputs at the
 reduced shape are evaluated from those after all rows.
@@ -22,172 +26,18 @@ reduced shape are evaluated from those after all rows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
 
 from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
-from passes.fusion import keeps_flat_order
 
 from .index_eval import IndexEval, Scratch, flat_offset, loop_nest, unflatten
 from .llvm_emitter import I1, I64, REG_TYPES, constant, for_range, load, store
+from .reduce_plan import UNROLLED_ROW, full_outputs, layout, reductions, row_outputs, row_plan
 
-ROW_BUFFER_BYTES = 1 << 17  # larger row buffers recompute instead (kept within L2)
-UNROLLED_ROW = 32  # rows this short are unrolled (pooling windows, a 5x5 conv's taps)
 _NO_NAN = ("nnan", "nsz")  # lets the vectoriser treat a compare-select as a max/min
-
-
-@dataclass(frozen=True)
-class Layout:
-    """A reduce kernel's iteration space: the domain, its reduced and kept axes."""
-
-    domain: tuple[int, ...]
-    axes: tuple[int, ...]
-
-    @property
-    def kept(self) -> tuple[int, ...]:
-        return tuple(d for d in range(len(self.domain)) if d not in self.axes)
-
-    @property
-    def kept_shape(self) -> tuple[int, ...]:
-        return tuple(self.domain[d] for d in self.kept)
-
-    @property
-    def reduced_shape(self) -> tuple[int, ...]:
-        return tuple(self.domain[d] for d in self.axes)
-
-    @property
-    def rows(self) -> int:
-        return math.prod(self.kept_shape)
-
-    @property
-    def trailing(self) -> bool:
-        """Are the reduced axes the innermost ones (each row contiguous)?"""
-        return all(a > k for a in self.axes for k in self.kept)
-
-    def merge(self, kept_idx, reduced_idx) -> tuple:
-        at = dict(zip(self.kept, kept_idx)) | dict(zip(self.axes, reduced_idx))
-        return tuple(at[d] for d in range(len(self.domain)))
-
-
-def reductions(body: Graph) -> list[Node]:
-    return [n for n in body.nodes if get_op(n.op).kind == "reduction"]
-
-
-def layout(body: Graph) -> Layout:
-    first = reductions(body)[0]
-    return Layout(tuple(first.inputs[0].type.shape), tuple(first.attrs["axes"]))
-
-
-def _full_outputs(body: Graph, lay: Layout) -> list[tuple[int, Value]]:
-    made_by_reduction = {r.output for r in reductions(body)}
-    return [(j, v) for j, v in enumerate(body.outputs.values())
-            if v.type.shape == lay.domain and v not in made_by_reduction]
-
-
-def _passes(body: Graph, lay: Layout) -> list[list[Value]]:
-    """The values each row pass evaluates at full-domain indices: one pass per reduction (its
-    input), then the full-domain outputs."""
-    return [[r.inputs[0]] for r in reductions(body)] + [[v for _, v in _full_outputs(body, lay)]]
-
-
-def _row_aligned(body: Graph, lay: Layout) -> bool:
-    """Is every value computed from a reduction read only within its own row? Elementwise ops
-    must not broadcast it along other axes: a [6] row result in a [6,6] domain (x - max(x, 1)
-    without keepdims) is read at [i, j] as row j's result."""
-    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
-    from_rows: set[Value] = set()
-    for n in body.nodes:
-        kind = get_op(n.op).kind
-        if kind != "reduction" and not from_rows.intersection(n.inputs):
-            continue
-        out = n.output.type.shape
-        aligned = (out, keepdims) if out == lay.domain else (out,)
-        if kind == "elementwise" and any((1,) * (len(out) - x.type.rank) + x.type.shape
-                                         not in aligned for x in n.inputs if x in from_rows):
-            return False
-        from_rows.update(n.outputs)
-    return True
-
-
-def row_plan(body: Graph) -> dict[Value, int] | None:
-    """For the row scheme: full-domain values to keep in row buffers -> the pass computing
-    them. None when the kernel needs the whole-domain scheme (reduced axes not trailing, a
-    reduction's result broadcast across rows, or a movement op reading another row of a value
-    the kernel computes)."""
-    lay = layout(body)
-    if not lay.trailing or not _row_aligned(body, lay):
-        return None
-    producer = {v: n for n in body.nodes for v in n.outputs}
-    made = set()  # values computed in the kernel, and views of them (operands' views are not)
-    for n in body.nodes:
-        if get_op(n.op).kind not in ("movement", "source") or made.intersection(n.inputs):
-            made.update(n.outputs)
-    computed: dict[Value, int] = {}
-    keep: dict[Value, int] = {}
-    for k, roots in enumerate(_passes(body, lay)):
-        stack, seen = list(roots), set()
-        while stack:
-            v = stack.pop()
-            node = producer.get(v)
-            if v in seen or node is None:
-                continue
-            seen.add(v)
-            kind = get_op(node.op).kind
-            if kind == "movement" and made.intersection(node.inputs) \
-                    and not keeps_flat_order(node):
-                return None
-            if kind not in ("elementwise", "movement") or v.type.shape != lay.domain:
-                continue  # read from a reduction's result, an operand or a constant
-            if kind == "elementwise" and computed.get(v, k) < k:
-                keep[v] = computed[v]
-                continue
-            computed.setdefault(v, k)
-            stack.extend(node.inputs)
-    row_len = math.prod(lay.reduced_shape)
-    if row_len <= UNROLLED_ROW or \
-            sum(row_len * v.type.np_dtype.itemsize for v in keep) > ROW_BUFFER_BYTES:
-        return {}  # recompute: a short row is straight-line code, values stay in registers
-    return keep
-
-
-def row_outputs(body: Graph) -> list[tuple[int, Value]]:
-    """The outputs at the reduced shape that the row scheme stores as each row finishes:
-    those computed from this row's reductions and operands only (no view of a value the
-    kernel computes, which could read another row)."""
-    lay = layout(body)
-    producer = {v: n for n in body.nodes for v in n.outputs}
-    full = {v for _, v in _full_outputs(body, lay)}
-    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
-    out = []
-    for j, v in enumerate(body.outputs.values()):
-        if v in full or v.type.shape not in (lay.kept_shape, keepdims):
-            continue
-        stack, seen, ok = [v], set(), True
-        while stack and ok:
-            node = producer.get(stack.pop())
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            kind = get_op(node.op).kind
-            ok = kind != "movement" or keeps_flat_order(node) or not any(
-                x in producer and get_op(producer[x].op).kind != "source" for x in node.inputs)
-            if kind != "reduction":
-                stack.extend(node.inputs)
-        if ok:
-            out.append((j, v))
-    return out
-
-
-def reduce_scratch_bytes(body: Graph) -> int:
-    """One accumulator per row for each reduction; a row buffer per kept value (64-byte
-    aligned arrays)."""
-    arrays = [r.output.type.nbytes for r in reductions(body)]
-    row_len = math.prod(layout(body).reduced_shape)
-    arrays += [row_len * v.type.np_dtype.itemsize for v in (row_plan(body) or {})]
-    return sum(arrays) + 64 * len(arrays)
 
 
 class Accumulator:
@@ -253,7 +103,7 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
         in_row = row_outputs(ev.body)
         _emit_rows(kernel, ev, accs, {v: (k, scratch.array(v.type.dtype, row_len))
                                       for v, k in plan.items()}, in_row)
-    full = {v for _, v in _full_outputs(ev.body, lay)} | {v for _, v in in_row}
+    full = {v for _, v in full_outputs(ev.body, lay)} | {v for _, v in in_row}
     rowwise = [(j, v) for j, v in enumerate(ev.body.outputs.values()) if v not in full]
     keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
     if rowwise and all(v.type.shape in (lay.kept_shape, keepdims) for _, v in rowwise):
@@ -290,7 +140,7 @@ def _emit_rows(kernel, ev: IndexEval, accs: dict[Node, ir.Value],
             store(b, value, acc, row, r.output.type.dtype)
             ev.fixed[r.output] = value  # read within this row only (row_plan checked)
             ev.partial.update((v, (ptr, lay.axes)) for v, ptr in kept_here)
-        full = _full_outputs(ev.body, lay)
+        full = full_outputs(ev.body, lay)
         if full:
             _over_row(b, ev, lay.reduced_shape, "w", lambda red_idx: ev.store_all(
                 [(j, v, lay.merge(kept_idx, red_idx)) for j, v in full]))
@@ -340,7 +190,7 @@ def _emit_runs(kernel, ev: IndexEval, accs: dict[Node, ir.Value], run: int) -> N
     (the gradient itself) are stored in the first pass instead of computed again."""
     b, e, lay = kernel.b, kernel.e, layout(ev.body)
     outer, inner = lay.domain[:-run], lay.domain[-run:]
-    full = _full_outputs(ev.body, lay)
+    full = full_outputs(ev.body, lay)
     early = [] if kernel.aliased else \
         [(j, v) for j, v in full if not _uses_reductions(ev.body, v)]  # (in place: all late)
     cells = {r: Accumulator(kernel, r) for r in accs}
@@ -406,7 +256,7 @@ def _emit_whole(kernel, ev: IndexEval, accs: dict[Node, ir.Value]) -> None:
             with for_range(b, lay.rows, "fin") as row:
                 store(b, op.finalize(e, load(b, acc, row, dtype), count), acc, row, dtype)
         ev.ptr[r.output] = acc
-    full = _full_outputs(ev.body, lay)
+    full = full_outputs(ev.body, lay)
     if full:
         with loop_nest(b, lay.domain, "w") as idx, ev.scope():
             ev.store_all([(j, v, idx) for j, v in full])

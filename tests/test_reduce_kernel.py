@@ -12,7 +12,7 @@ import pytest
 import graphc as gc
 from graphc.pipeline import passes_for, run_pipeline
 from runtime import compile_graph
-from runtime.reduce_kernel import ROW_BUFFER_BYTES, row_outputs, row_plan
+from runtime.reduce_plan import ROW_BUFFER_BYTES, row_outputs, row_plan
 
 RNG = np.random.default_rng(7)
 
