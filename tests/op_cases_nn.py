@@ -219,6 +219,8 @@ MOVEMENT = {
         case("f64_reflect", "f64[3,4]", _reflect((1, 2, 2, 1)), pads=(1, 2, 2, 1),
              mode="reflect"),
         case("f32_edge", "f32[2,3]", _edge((2, 1, 1, 3)), pads=(2, 1, 1, 3), mode="edge"),
+        case("f64_1d_reflect", "f64[5]", _reflect((2, 1)), pads=(2, 1), mode="reflect"),
+        case("f64_1d_edge", "f64[4]", _edge((1, 3)), pads=(1, 3), mode="edge"),
         case("f32_4d_spatial", "f32[1,2,3,3]", lambda x: _padded(x, (0, 0, 1, 0, 0, 0, 0, 2), 0),
              pads=(0, 0, 1, 0, 0, 0, 0, 2)),
         case("i64", "i64[3]", lambda x: _padded(x, (2, 1), 7), pads=(2, 1), value=7),

@@ -212,11 +212,16 @@ def _pad_bprop(x, y, g, pads, mode, value):
     r = x.ndim
     if mode == "constant":
         return [N.pad(g, [-p for p in pads])]
+    if r == 1:  # a matrix product needs two axes
+        g, x_shape = F.reshape(g, (1, g.shape[0])), (1, x.shape[0])
+        pads, r = (0, pads[0], 0, pads[1]), 2
+    else:
+        x_shape = x.shape
     for a in range(r):  # reflect/edge: P^T along each padded axis (exact scatter-add)
         if pads[a] or pads[a + r]:
-            p = pad_matrix(g.shape[a], x.shape[a], pads[a], mode, g.dtype, g.builder)
+            p = pad_matrix(g.shape[a], x_shape[a], pads[a], mode, g.dtype, g.builder)
             g = F.swapaxes(F.swapaxes(g, a, -1) @ p, a, -1)
-    return [g]
+    return [F.reshape(g, x.shape)]
 
 
 register(OpDef(
