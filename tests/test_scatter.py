@@ -46,7 +46,7 @@ def _hot_matmuls(graph):
 
 def test_the_gather_gradient_is_a_one_hot_matmul_lowered_as_a_scatter():
     g = run_pipeline(grad(_embedding_graph(), "loss", ["emb"]), passes_for())
-    (node, hot), = _hot_matmuls(g)
+    (_node, hot), = _hot_matmuls(g)
     assert hot is not None and hot.index.type.dtype == "i64"
 
 
@@ -69,7 +69,7 @@ def test_gather_gradient_matches_the_interpreter(table, ids, axis):
     t.reshape(-1)[:2] = [1, 1]  # repeated ids accumulate
     w_shape = tuple(table[:axis]) + ids + tuple(table[axis + 1:])
     feeds = {"t": t, "w": RNG.standard_normal(w_shape).astype(np.float32)}
-    value, grads = gc.compile_value_and_grad(g, "loss", ["emb"]).run(feeds)
+    _value, grads = gc.compile_value_and_grad(g, "loss", ["emb"]).run(feeds)
     want = gc.interpret(grad(g, "loss", ["emb"]), feeds)
     (ref,) = want.values()
     np.testing.assert_allclose(grads["emb"], ref, rtol=1e-6, atol=1e-6)

@@ -72,9 +72,9 @@ def test_sgd_momentum_matches_hand_written_numpy():
         feeds = batch(seed=10 + i)
         loss, grads = _numpy_grads(params, feeds)
         assert step.run(feeds) == pytest.approx(loss, rel=1e-5)
-        for k in params:
-            velocity[k] = 0.9 * velocity[k] + grads[k] + 0.01 * params[k]
-            params[k] = params[k] - 0.1 * velocity[k]
+        for k, p in list(params.items()):
+            velocity[k] = 0.9 * velocity[k] + grads[k] + 0.01 * p
+            params[k] = p - 0.1 * velocity[k]
     for k, v in step.params.items():
         np.testing.assert_allclose(v, params[k], rtol=1e-4, atol=1e-6)
 
@@ -89,11 +89,11 @@ def test_adam_matches_hand_written_numpy():
         feeds = batch(seed=20 + t)
         loss, grads = _numpy_grads(params, feeds)
         assert step.run(feeds) == pytest.approx(loss, rel=1e-5)
-        for k in params:
+        for k, p in list(params.items()):
             m[k] = 0.9 * m[k] + 0.1 * grads[k]
             v2[k] = 0.999 * v2[k] + 0.001 * grads[k] ** 2
             m_hat, v_hat = m[k] / (1 - 0.9 ** t), v2[k] / (1 - 0.999 ** t)
-            params[k] = params[k] - 0.01 * m_hat / (np.sqrt(v_hat) + 1e-8)
+            params[k] = p - 0.01 * m_hat / (np.sqrt(v_hat) + 1e-8)
     for k, v in step.params.items():
         np.testing.assert_allclose(v, params[k], rtol=1e-4, atol=1e-5)
 
