@@ -7,7 +7,10 @@ length and a SHA-256 of the payload (each object preceded by its length) and are
 before use: a corrupted or truncated entry is deleted and rebuilt.
 Writes go to a temporary file in the same directory and are renamed into place, so two
 processes compiling the same graph at once each see either no entry or a whole one.
-`GRAPHC_CACHE_DIR` moves the cache; `GRAPHC_CACHE=0` turns it off.
+`GRAPHC_CACHE_DIR` moves the cache; `GRAPHC_CACHE=0` turns it off. Every change to graphc's
+sources makes new keys, so the cache is bounded: entries are used in least-recently-used
+order (a hit refreshes its time) and about one store in 16 prunes the oldest entries until the
+cache is under `GRAPHC_CACHE_MAX_MB` (256 by default).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import llvmlite
 import llvmlite.binding as llvm
 
 MAGIC = b"GRAPHC-OBJ-2\n"
+DEFAULT_MAX_MB = 256
 
 
 def cache_dir() -> pathlib.Path | None:
@@ -88,10 +92,37 @@ def load(key: str) -> list[bytes] | None:
     except OSError:
         return None
     objects = _unpack(data)
-    if objects is None:
-        with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):
+        if objects is None:
             path.unlink()
+        else:
+            os.utime(path)  # recently used: pruned last
     return objects
+
+
+def prune(root: pathlib.Path, max_bytes: int) -> None:
+    """Delete the least recently used entries (and stray temporaries) until the entries under
+    `root` total at most `max_bytes`; entries another process removes meanwhile are skipped."""
+    entries = []
+    with contextlib.suppress(OSError), os.scandir(root) as scan:
+        for entry in scan:
+            with contextlib.suppress(OSError):
+                stat = entry.stat()
+                entries.append((stat.st_mtime, stat.st_size, entry.path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            total -= size
+
+
+def _max_bytes() -> int:
+    try:
+        return int(float(os.environ.get("GRAPHC_CACHE_MAX_MB", DEFAULT_MAX_MB)) * 2**20)
+    except ValueError:
+        return DEFAULT_MAX_MB * 2**20
 
 
 def store(key: str, objects: Sequence[bytes]) -> None:
@@ -108,6 +139,8 @@ def store(key: str, objects: Sequence[bytes]) -> None:
             f.write(MAGIC + len(payload).to_bytes(8, "little") +
                     hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, root / f"{key}.o")
+        if key[0] == "0":  # about one store in 16 (keys are hex digests)
+            prune(root, _max_bytes())
     except OSError:
         if tmp is not None:
             with contextlib.suppress(OSError):

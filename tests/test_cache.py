@@ -118,3 +118,34 @@ def test_objects_that_do_not_add_up_are_rejected(cache_dir, payload):
     path.write_bytes(cache.MAGIC + len(payload).to_bytes(8, "little") +
                      hashlib.sha256(payload).digest() + payload)
     assert cache.load("k") is None and not path.exists()
+
+
+def test_the_cache_is_bounded_least_recently_used_first(cache_dir):
+    """Pruning deletes the entries used longest ago until the rest fit; a hit refreshes an
+    entry's time, so the entry just loaded survives where an older one goes."""
+    from runtime import cache
+
+    for i, name in enumerate(["old", "used", "new"]):
+        path = cache_dir / f"{name}.o"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000 + i, 1000 + i))
+    os.utime(cache_dir / "used.o", (5000, 5000))  # what a load hit does (to the current time)
+    cache.prune(cache_dir, 2000)
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["new.o", "used.o"]
+    cache.prune(cache_dir, 1000)
+    assert [p.name for p in cache_dir.iterdir()] == ["used.o"]
+
+
+def test_a_hit_refreshes_the_entry_time(cache_dir):
+    gc.compile(small_graph())
+    (entry,) = entries(cache_dir)
+    os.utime(entry, (1000, 1000))
+    assert gc.compile(small_graph()).stats["cached"]
+    assert entry.stat().st_mtime > 1000
+
+
+def test_the_suite_does_not_write_the_users_cache():
+    """tests/conftest.py points every compile of the suite at a temporary directory."""
+    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                           "graphc")
+    assert os.environ.get("GRAPHC_CACHE_DIR") not in (None, "", default)
