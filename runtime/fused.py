@@ -42,6 +42,9 @@ def emit_loop(kernel, ev: IndexEval) -> None:
     loops then follow the source's axes: im2col's rows of an image instead of one flat
     axis taken apart with divisions)."""
     outputs = _outputs(kernel)
+    shapes = {v.type.shape for _, v in outputs}
+    if len(shapes) > 1:  # a fusion bug must not become a silent wrong answer
+        raise CompileError(f"loop kernel with outputs of different shapes {sorted(shapes)}")
     sources = _reshaped_from(ev, [v for _, v in outputs])
     if sources is None:
         with loop_nest(kernel.b, kernel.node.outputs[0].type.shape, "i") as idx, ev.scope():

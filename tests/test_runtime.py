@@ -336,3 +336,21 @@ def test_a_loop_kernel_of_reshaped_outputs_loops_over_the_source_axes():
     xv = np.arange(120, dtype=np.float32).reshape(6, 4, 5)
     np.testing.assert_array_equal(gc.compile(graph).run({"x": xv})["y"],
                                   (xv * 2).transpose(2, 0, 1).reshape(5, 24))
+
+
+def test_a_loop_kernel_whose_outputs_differ_in_shape_is_a_compile_error():
+    """Loop kernels evaluate every output over one loop nest: outputs of two shapes (which the
+    fuser never makes) are refused instead of stored at the wrong offsets."""
+    from graphc.errors import CompileError
+    from graphc.ir import Graph, GraphInput, Node
+
+    b = gc.GraphBuilder("two")
+    x = b.input("x", (2, 3))
+    inner = b.build({"t": gc.transpose(x), "y": x * 2.0})
+    body = Graph("fused", inner.inputs, inner.nodes, dict(inner.outputs))
+    outs = tuple(body.outputs.values())
+    node = Node("fused", (inner.inputs[0].value,), outs, {"body": body, "kind": "loop"}, None)
+    graph = Graph("g", (GraphInput(inner.inputs[0].value, "input"),), (node,),
+                  {"t": outs[0], "y": outs[1]})
+    with pytest.raises(CompileError, match="different shapes"):
+        compile_graph(graph)
