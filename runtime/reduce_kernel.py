@@ -105,13 +105,10 @@ def emit_reduce(kernel, ev: IndexEval) -> None:
                                       for v, k in plan.items()}, in_row)
     full = {v for _, v in full_outputs(ev.body, lay)} | {v for _, v in in_row}
     rowwise = [(j, v) for j, v in enumerate(ev.body.outputs.values()) if v not in full]
-    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
-    if rowwise and all(v.type.shape in (lay.kept_shape, keepdims) for _, v in rowwise):
+    if rowwise and all(v.type.shape in (lay.kept_shape, lay.keepdims) for _, v in rowwise):
         # loops over the kept axes: affine offsets (no division of a flat row number)
-        zeros = tuple(ir.Constant(I64, 0) for _ in lay.axes)
         with loop_nest(b, lay.kept_shape, "row") as kept_idx, ev.scope():
-            ev.store_all([(j, v, kept_idx if v.type.shape == lay.kept_shape
-                           else lay.merge(kept_idx, zeros)) for j, v in rowwise])
+            ev.store_all(_at_row(lay, kept_idx, rowwise))
     elif rowwise:
         with for_range(b, lay.rows, "row") as row, ev.scope():
             ev.store_all([(j, v, unflatten(b, row, v.type.shape)) for j, v in rowwise])
@@ -145,15 +142,20 @@ def _emit_rows(kernel, ev: IndexEval, accs: dict[Node, ir.Value],
             _over_row(b, ev, lay.reduced_shape, "w", lambda red_idx: ev.store_all(
                 [(j, v, lay.merge(kept_idx, red_idx)) for j, v in full]))
         if in_row:
-            zeros = tuple(ir.Constant(I64, 0) for _ in lay.axes)
             with ev.scope():
-                ev.store_all([(j, v, kept_idx if v.type.shape == lay.kept_shape
-                               else lay.merge(kept_idx, zeros)) for j, v in in_row])
+                ev.store_all(_at_row(lay, kept_idx, in_row))
     for r, acc in accs.items():
         del ev.fixed[r.output]
         ev.ptr[r.output] = acc
     for v in buffers:
         del ev.partial[v]
+
+
+def _at_row(lay, kept_idx, outputs: list[tuple[int, Value]]) -> list[tuple[int, Value, tuple]]:
+    """store_all's entries for outputs at the kept shape or the keepdims shape, at one row."""
+    zeros = tuple(ir.Constant(I64, 0) for _ in lay.axes)
+    return [(j, v, kept_idx if v.type.shape == lay.kept_shape else lay.merge(kept_idx, zeros))
+            for j, v in outputs]
 
 
 def _over_row(b: ir.IRBuilder, ev: IndexEval, shape, name: str, body) -> None:
@@ -195,19 +197,17 @@ def _emit_runs(kernel, ev: IndexEval, accs: dict[Node, ir.Value], run: int) -> N
         [(j, v) for j, v in full if not _uses_reductions(ev.body, v)]  # (in place: all late)
     cells = {r: Accumulator(kernel, r) for r in accs}
     for k, (r, acc) in enumerate(accs.items()):
-        dtype = r.output.type.dtype
-        combine, identity = get_op(r.op).reducer
-        with for_range(b, lay.rows, "init") as row:
-            store(b, constant(dtype, identity), acc, row, dtype)
+        dtype, combine = r.output.type.dtype, get_op(r.op).reducer[0]
+        stored = early if k == 0 else []
+        _init(kernel, r, acc)
         with loop_nest(b, outer, "o") as outer_idx, ev.scope():
             cells[r].reset()
 
-            def accumulate(inner_idx, r=r, k=k):
+            def accumulate(inner_idx, r=r, stored=stored):
                 idx = tuple(outer_idx) + tuple(inner_idx)
-                values = [ev.at(r.inputs[0], idx)] + [ev.at(v, idx) for _, v in early if not k]
-                cells[r].add(values[0])
-                for (j, v), value in zip(early if not k else [], values[1:]):
-                    store(b, value, kernel.outs[j], flat_offset(b, idx, v.type.shape),
+                cells[r].add(ev.at(r.inputs[0], idx))
+                for j, v in stored:
+                    store(b, ev.at(v, idx), kernel.outs[j], flat_offset(b, idx, v.type.shape),
                           v.type.dtype)
             _over_row(b, ev, inner, "i", accumulate)
             slot = flat_offset(b, tuple(outer_idx[d] for d in lay.kept), lay.kept_shape)
@@ -215,19 +215,31 @@ def _emit_runs(kernel, ev: IndexEval, accs: dict[Node, ir.Value], run: int) -> N
                   slot, dtype)
         _finalize(kernel, r, acc)
         ev.ptr[r.output] = acc
-    late = [(j, v) for j, v in full if (j, v) not in early]
-    if late:
-        with loop_nest(b, lay.domain, "w") as idx, ev.scope():
-            ev.store_all([(j, v, idx) for j, v in late])
+    _store_full(kernel, ev, [(j, v) for j, v in full if (j, v) not in early])
+
+
+def _init(kernel, r: Node, acc: ir.Value) -> None:
+    """Every slot of a reduction's accumulator array at the reduction's identity."""
+    dtype, identity = r.output.type.dtype, get_op(r.op).reducer[1]
+    with for_range(kernel.b, layout(kernel.node.attrs["body"]).rows, "init") as row:
+        store(kernel.b, constant(dtype, identity), acc, row, dtype)
 
 
 def _finalize(kernel, r: Node, acc: ir.Value) -> None:
+    """A mean's division (the op's finalize) applied to every slot."""
     op, lay = get_op(r.op), layout(kernel.node.attrs["body"])
     if op.finalize is not None:
         b, dtype = kernel.b, r.output.type.dtype
         count = math.prod(lay.reduced_shape)  # 0 for an empty axis: mean is NaN
         with for_range(b, lay.rows, "fin") as row:
             store(b, op.finalize(kernel.e, load(b, acc, row, dtype), count), acc, row, dtype)
+
+
+def _store_full(kernel, ev: IndexEval, outputs: list[tuple[int, Value]]) -> None:
+    """Full-domain outputs, in one loop nest over the domain after the reductions."""
+    if outputs:
+        with loop_nest(kernel.b, layout(ev.body).domain, "w") as idx, ev.scope():
+            ev.store_all([(j, v, idx) for j, v in outputs])
 
 
 def _emit_whole(kernel, ev: IndexEval, accs: dict[Node, ir.Value]) -> None:
@@ -242,22 +254,14 @@ def _emit_whole(kernel, ev: IndexEval, accs: dict[Node, ir.Value]) -> None:
         return
     order = list(lay.kept) + list(lay.axes) if lay.trailing else list(lay.axes) + list(lay.kept)
     for r, acc in accs.items():
-        op, dtype = get_op(r.op), r.output.type.dtype
-        combine, identity = op.reducer
-        with for_range(b, lay.rows, "init") as row:
-            store(b, constant(dtype, identity), acc, row, dtype)
+        dtype, combine = r.output.type.dtype, get_op(r.op).reducer[0]
+        _init(kernel, r, acc)
         with loop_nest(b, tuple(lay.domain[d] for d in order), "a") as loop_idx, ev.scope():
             idx = tuple(dict(zip(order, loop_idx))[d] for d in range(len(lay.domain)))
             slot = flat_offset(b, tuple(idx[d] for d in lay.kept), lay.kept_shape)
             value = ev.at(r.inputs[0], idx)
             store(b, getattr(e, combine)(load(b, acc, slot, dtype), value), acc, slot, dtype)
-        if op.finalize is not None:
-            count = math.prod(lay.reduced_shape)  # 0 for an empty axis: mean is NaN
-            with for_range(b, lay.rows, "fin") as row:
-                store(b, op.finalize(e, load(b, acc, row, dtype), count), acc, row, dtype)
+        _finalize(kernel, r, acc)
         ev.ptr[r.output] = acc
-    full = full_outputs(ev.body, lay)
-    if full:
-        with loop_nest(b, lay.domain, "w") as idx, ev.scope():
-            ev.store_all([(j, v, idx) for j, v in full])
+    _store_full(kernel, ev, full_outputs(ev.body, lay))
 

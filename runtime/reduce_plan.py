@@ -48,6 +48,11 @@ class Layout:
         """Are the reduced axes the innermost ones (each row contiguous)?"""
         return all(a > k for a in self.axes for k in self.kept)
 
+    @property
+    def keepdims(self) -> tuple[int, ...]:
+        """The domain with each reduced axis 1 (a keepdims=True result's shape)."""
+        return tuple(1 if d in self.axes else n for d, n in enumerate(self.domain))
+
     def merge(self, kept_idx, reduced_idx) -> tuple:
         at = dict(zip(self.kept, kept_idx)) | dict(zip(self.axes, reduced_idx))
         return tuple(at[d] for d in range(len(self.domain)))
@@ -78,14 +83,13 @@ def _row_aligned(body: Graph, lay: Layout) -> bool:
     """Is every value computed from a reduction read only within its own row? Elementwise ops
     must not broadcast it along other axes: a [6] row result in a [6,6] domain (x - max(x, 1)
     without keepdims) is read at [i, j] as row j's result."""
-    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
     from_rows: set[Value] = set()
     for n in body.nodes:
         kind = get_op(n.op).kind
         if kind != "reduction" and not from_rows.intersection(n.inputs):
             continue
         out = n.output.type.shape
-        aligned = (out, keepdims) if out == lay.domain else (out,)
+        aligned = (out, lay.keepdims) if out == lay.domain else (out,)
         if kind == "elementwise" and any((1,) * (len(out) - x.type.rank) + x.type.shape
                                          not in aligned for x in n.inputs if x in from_rows):
             return False
@@ -141,10 +145,9 @@ def row_outputs(body: Graph) -> list[tuple[int, Value]]:
     lay = layout(body)
     producer = {v: n for n in body.nodes for v in n.outputs}
     full = {v for _, v in full_outputs(body, lay)}
-    keepdims = tuple(1 if d in lay.axes else n for d, n in enumerate(lay.domain))
     out = []
     for j, v in enumerate(body.outputs.values()):
-        if v in full or v.type.shape not in (lay.kept_shape, keepdims):
+        if v in full or v.type.shape not in (lay.kept_shape, lay.keepdims):
             continue
         stack, seen, ok = [v], set(), True
         while stack and ok:
