@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from models.mlp import numpy_forward as fc_forward
+
 Grads = dict[str, np.ndarray]
 
 
@@ -31,18 +33,6 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 def sgd(params: dict[str, np.ndarray], grads: Grads, lr: float) -> None:
     for name, g in grads.items():
         params[name] -= lr * g
-
-
-def fc_forward(p, h: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """fc1, fc2, ... with relu between them; returns the logits and each layer's input."""
-    n = sum(1 for k in p if k.startswith("fc") and k.endswith(".weight"))
-    inputs = []
-    for i in range(1, n + 1):
-        inputs.append(h)
-        h = h @ p[f"fc{i}.weight"] + p[f"fc{i}.bias"]
-        if i < n:
-            h = np.maximum(h, 0)
-    return h, inputs
 
 
 def fc_backward(p, delta: np.ndarray, inputs: list[np.ndarray], grads: Grads) -> np.ndarray:

@@ -49,11 +49,13 @@ def build_bench_mlp() -> gc.Graph:
 
 # --- the hand-written NumPy baseline -------------------------------------------------------
 def _layers(params: Mapping[str, np.ndarray]) -> int:
-    return sum(1 for k in params if k.endswith(".weight"))
+    return sum(1 for k in params if k.startswith("fc") and k.endswith(".weight"))
 
 
 def numpy_forward(params: Mapping[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, list]:
-    """Logits and the activations each layer saw (inputs to every linear layer)."""
+    """Logits and the activations each layer saw (inputs to every linear layer fc1, fc2, ...;
+    other params, e.g. a CNN's convolutions, are ignored, so the CNN and encoder baselines use
+    this for their fully connected layers)."""
     acts, h = [], x
     n = _layers(params)
     for i in range(1, n + 1):
