@@ -318,6 +318,28 @@ def test_avx512_when_host_has_it():
     assert "zmm" in compile_graph(b.build({"z": x * y + 1.0})).asm
 
 
+def test_no_vector_scatters_on_x86():
+    """Strided stores (a 2x2 pool's tie mask, in window order) are not vectorised into
+    AVX-512 scatters, which are microcoded on AMD cores (runtime/jit.py's tuning)."""
+    import llvmlite.binding as llvm
+
+    if not llvm.get_process_triple().startswith("x86_64"):
+        pytest.skip("x86-64 tuning")
+    shape, tiled = (4, 6, 24, 24), (4, 6, 12, 2, 12, 2)
+    b = gc.GraphBuilder("pool")
+    windows = gc.transpose(gc.reshape(b.input("x", shape), tiled), (0, 1, 2, 4, 3, 5))
+    top = gc.max(windows, axis=(4, 5))
+    ties = gc.cast(gc.equal(windows, gc.reshape(top, tiled[:3] + (12, 1, 1))), "f32")
+    exe = gc.compile(b.build({"top": top, "ties": ties,
+                              "count": gc.sum(ties, axis=(4, 5), keepdims=True)}))
+    assert exe.stats["kernels"] == 1
+    assert "llvm.masked.scatter" not in exe.llvm_ir
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    w = x.reshape(tiled).transpose(0, 1, 2, 4, 3, 5)
+    want = (w == w.max(axis=(4, 5), keepdims=True)).astype(np.float32)
+    np.testing.assert_array_equal(exe.run({"x": x})["ties"], want)
+
+
 def test_a_loop_kernel_of_reshaped_outputs_loops_over_the_source_axes():
     """im2col's pattern: a kernel whose output is a reshape of a transposed view loops over
     the view's axes (no division of a flattened index) and stores at the same flat offsets."""
