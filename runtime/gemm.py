@@ -106,7 +106,8 @@ class Gemm:
         self.affine_a = affine_a  # (pointer to A[0, 0], row stride, column stride) if strided
         self.affine_b = affine_b  # (pointer to B[0, 0], stride along K, along N) if strided
         self.read_a, self.read_b, self.epilogue = read_a, read_b, epilogue
-        self.lanes, self.mr, self.nr, kc = tiles(dtype)
+        self.lanes, mr, self.nr, kc = tiles(dtype)
+        self.mr = min(mr, m) if m else mr  # fewer rows than a tile: a shorter tile
         self.kc = depth_block(k, kc)
         self.packed, self.cblock = packed, cblock
         self.packer = PackB(b, dtype, self.lanes, self.nr, read_b, affine_b, packed)
@@ -167,11 +168,11 @@ class Gemm:
         if self.affine_a is not None:  # one shared, compiled-once tile loop for every kernel
             ptr, s_i, s_k = self.affine_a
             a_ptr = b.gep(ptr, [b.mul(pc, self.i64(s_k))], inbounds=True)
-            b.call(shared_tiles(b.module, self.dtype),
+            b.call(shared_tiles(b.module, self.dtype, self.mr),
                    [a_ptr, self.i64(s_i), self.i64(s_k), self.i64(self.m), *layout,
                     self.i64(kcur), self.cblock, self.i64(ncp), first])
             return
-        tiles_ = Tiles(b, self.dtype)
+        tiles_ = Tiles(b, self.dtype, self.mr)
         tiles_.emit(lambda r, k: self.read_a(r, b.add(pc, k)), self.i64(self.m), layout,
                     self.i64(kcur), self.cblock, self.i64(ncp), first)
 
@@ -181,9 +182,10 @@ class Tiles:
     MR rows of A, an MR x NR tile of C is loaded, updated with kcur vector FMAs per row, and
     stored. Sizes may be run-time values (the shared tile function serves every kernel)."""
 
-    def __init__(self, b: ir.IRBuilder, dtype: str):
+    def __init__(self, b: ir.IRBuilder, dtype: str, mr: int):
         self.b, self.dtype = b, dtype
-        self.lanes, self.mr, self.nr, _ = tiles(dtype)
+        self.lanes, _, self.nr, _ = tiles(dtype)
+        self.mr = mr
         self.vec = ir.VectorType(MEM_TYPES[dtype], self.lanes)
         self.fma = _vector_fma(b.module, self.vec, lanes_name(dtype, self.lanes))
 
@@ -273,11 +275,12 @@ class Tiles:
         return self.b.bitcast(self.b.gep(base, [offset], inbounds=True), self.vec.as_pointer())
 
 
-def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
+def shared_tiles(module: ir.Module, dtype: str, mr: int) -> ir.Function:
     """`void tiles(A*, i64 stride_i, i64 stride_k, i64 m, B*, i64 ldb, i64 panel_stride,
     i64 kcur, C*, i64 ncp, i1 first)`,
-    emitted once per module and dtype, for kernels whose A is a strided view of an operand."""
-    name = f"graphc.gemm_tiles.{dtype}"
+    with MR = `mr` rows per tile, emitted once per module, dtype and MR, for kernels whose A is
+    a strided view of an operand."""
+    name = f"graphc.gemm_tiles.{dtype}" + ("" if mr == tiles(dtype)[1] else f".mr{mr}")
     fn = module.globals.get(name)
     if fn is not None:
         return fn
@@ -294,6 +297,6 @@ def shared_tiles(module: ir.Module, dtype: str) -> ir.Function:
     def read_a(row, k):
         return load(b, a, b.add(b.mul(row, s_i), b.mul(k, s_k)), dtype)
 
-    Tiles(b, dtype).emit(read_a, m, (b_ptr, ldb, panel_stride), kcur, cblock, ncp, first)
+    Tiles(b, dtype, mr).emit(read_a, m, (b_ptr, ldb, panel_stride), kcur, cblock, ncp, first)
     b.ret_void()
     return fn

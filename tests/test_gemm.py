@@ -52,3 +52,13 @@ def test_transpose_square_in_registers(lanes):
 
     got = np.array([value(r) for r in transpose_square(b, rows)])
     np.testing.assert_array_equal(got, np.arange(lanes * lanes).reshape(lanes, lanes).T)
+
+
+def test_fewer_rows_than_a_tile_get_a_shorter_tile():
+    """M < MR (a conv's few filters): MR = M, so no FMA works on a clamped duplicate row."""
+    from runtime.gemm import tiles
+
+    m = tiles("f32")[1] - 2
+    text = gc.compile(_product(m, 40, 64, False, False, "f32")).llvm_ir
+    assert f"gemm_tiles.f32.mr{m}(" in text
+    assert "gemm_tiles.f32(" not in text
