@@ -46,6 +46,28 @@ def test_result_does_not_depend_on_compile_threads(workers, n):
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
 
 
+def test_llvmlite_still_exposes_the_unlocked_entry_points():
+    """runtime/jit.py calls two llvmlite functions around its global lock through the private
+    `_cfn` ctypes handle (llvmlite is pinned to 0.46.x). If a release drops it, compiling still
+    works (the locked call) but modules stop compiling in parallel: this test says so."""
+    from llvmlite.binding import ffi
+
+    for name in ("LLVMPY_RunNewModulePassManager", "LLVMPY_TargetMachineEmitToMemory"):
+        assert hasattr(getattr(ffi.lib, name), "_cfn"), name
+
+
+def test_the_locked_llvmlite_calls_compile_the_same_code(workers, monkeypatch):
+    """The fallback when `_cfn` is missing: llvmlite's own (locked) calls, same results."""
+    import runtime.jit as jit
+    from llvmlite.binding import ffi
+
+    workers(2)
+    expected = gc.compile(twin_branches()).run(FEEDS)
+    monkeypatch.setattr(jit, "_unlocked", lambda name: getattr(ffi.lib, name))
+    for name, value in gc.compile(twin_branches()).run(FEEDS).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
 def test_identical_kernels_are_compiled_once(workers):
     workers(2)
     g = twin_branches()
