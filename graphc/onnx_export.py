@@ -12,11 +12,14 @@ the window ops of their gradients: onnx_export_conv.py). Output: an ONNX model (
 - every in-place update of a param or state (`graph.updates`, e.g. the new weights of a training
   step) becomes an extra output named `update:<name>` (e.g. `update:fc1.weight`), so running the
   exported step once gives the updated parameters to feed back as initializers;
-- the role of each initializer is kept in the model's metadata (`graphc.roles`, JSON).
+- the role of each initializer is kept in the model's metadata (`graphc.roles`, JSON);
+- dropout's random mask is graphc's own counter-based hash written in uint64 ONNX ops, so an
+  exported training step drops exactly the elements graphc drops.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 
@@ -27,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .errors import GraphcError
 from .ir import Graph, Node
 from .onnx_export_conv import CONV_RULES
+from .ops.norm import GOLDEN, MIX1, MIX2, SEED_MIX
 from .ops.registry import get_op
 
 OPSET = 20
@@ -163,6 +167,33 @@ def _mse(w, node, ins, outs):
     w.emit("ReduceMean", [w.emit("Mul", [d, d])], outs, keepdims=0)
 
 
+def _dropout_mask(w, node, ins, outs):
+    """The same bits as graphc's mask (ops/norm.py's hash_uniform): splitmix64 of step * golden
+    + flat index + seed * constant in wrapping uint64 arithmetic, its top 53 bits scaled to a
+    uniform [0, 1) double, kept where >= ratio."""
+    shape, ratio, seed = node.attrs["shape"], node.attrs["ratio"], node.attrs["seed"]
+
+    def u64(value: int) -> str:
+        return w.const(np.uint64(value % 2**64))
+
+    def shifted_xor(z: str, k: int) -> str:
+        return w.emit("BitwiseXor", [z, w.emit("BitShift", [z, u64(k)], direction="RIGHT")])
+
+    flat = w.emit("Range", [w.const(np.int64(0)), w.const(np.int64(math.prod(shape))),
+                            w.const(np.int64(1))])
+    index = w.emit("Reshape", [w.emit("Cast", [flat], to=TensorProto.UINT64),
+                               w.const(_ints(shape))])
+    step = w.emit("Cast", [ins[0]], to=TensorProto.UINT64)
+    z = w.emit("Add", [w.emit("Add", [w.emit("Mul", [step, u64(GOLDEN)]), index]),
+                       u64(seed * SEED_MIX)])
+    z = w.emit("Mul", [shifted_xor(z, 30), u64(MIX1)])
+    z = w.emit("Mul", [shifted_xor(z, 27), u64(MIX2)])
+    top = w.emit("BitShift", [shifted_xor(z, 31), u64(11)], direction="RIGHT")
+    uniform = w.emit("Mul", [w.emit("Cast", [top], to=TensorProto.DOUBLE),
+                             w.const(np.float64(2.0 ** -53))])
+    w.emit("GreaterOrEqual", [uniform, w.const(np.float64(ratio))], outs)
+
+
 def _fused(w, node, ins, outs):
     """The body's nodes; its inner values get fresh names, since fusion copies small producers
     (e.g. constants) into several bodies under one name and ONNX wants each name written once."""
@@ -218,7 +249,7 @@ RULES: dict[str, Rule] = {
     "reshape": _reshape, "broadcast_to": _broadcast_to, "not_equal": _not_equal,
     "clip": _clip, "slice": _slice, "pad": _pad, "unslice": _unslice,
     "softmax_cross_entropy": _sce, "mse": _mse, "fused": _fused,
-    "layer_norm": _layer_norm, "nll_loss": _nll_loss,
+    "layer_norm": _layer_norm, "nll_loss": _nll_loss, "dropout_mask": _dropout_mask,
     "batch_norm": lambda w, node, ins, outs: w.emit("BatchNormalization", ins, outs,
                                                     epsilon=node.attrs["epsilon"]),
     "lrn": _same("LRN"), **CONV_RULES,

@@ -160,3 +160,26 @@ def test_normalization_ops_export_as_onnx_ops_or_decompositions(tmp_path):
     np.testing.assert_allclose(_run_onnx(path, feeds)["y"], want, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(gc.interpret(gc.load_onnx(path), feeds)["y"], want, rtol=1e-5,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_dropout_mask_exports_bit_for_bit(tmp_path, seed):
+    """The exported mask is graphc's hash in ONNX uint64 ops: the same keep decisions at
+    every element and step, and a dropout layer's output agrees."""
+    from graphc.frontend import nn as N
+
+    b = gc.GraphBuilder("drop")
+    step = b.input("step", (), "i64")
+    x = b.input("x", (3, 5, 7))
+    mask = N.dropout_mask(step, (3, 5, 7), 0.3, seed)
+    graph = b.build({"mask": mask, "y": gc.where(mask, x / 0.7, 0.0)})
+    path = tmp_path / "drop.onnx"
+    gc.save_onnx(graph, path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    x = np.random.default_rng(seed).standard_normal((3, 5, 7)).astype(np.float32)
+    for t in (0, 1, 2**40 + 7):
+        feeds = {"step": np.array(t, np.int64), "x": x}
+        want, got = gc.interpret(graph, feeds), _run_onnx(path, feeds)
+        np.testing.assert_array_equal(got["mask"], want["mask"])
+        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-6)
+    assert 0.5 < want["mask"].mean() < 0.9
