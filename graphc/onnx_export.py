@@ -312,8 +312,11 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
     proto = helper.make_graph(
         w.nodes, graph.name, [_value_info(i.name, i.value.type)
                               for i in graph.inputs_with_role("input")], outputs, inits)
-    model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="graphc")
+    opsets = [helper.make_opsetid("", OPSET)]
+    # the oldest IR version that has the opset (not the installed onnx's newest), so runtimes
+    # older than that onnx load the model: onnxruntime 1.31 refuses IR 14, onnx 1.20's default
+    model = helper.make_model(proto, opset_imports=opsets, producer_name="graphc",
+                              ir_version=helper.find_min_ir_version_for(opsets))
     roles = {i.name: i.role for i in graph.inputs if i.role != "input"}
     helper.set_model_props(model, {"graphc.roles": json.dumps(roles)})
     return model
