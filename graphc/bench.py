@@ -177,6 +177,12 @@ class Runner:
         self.proc.stdin.flush()
         return self.receive()
 
+    def fma_peak(self) -> float:
+        """One core's FMA ceiling, measured by the runner now (runtime/peak.py)."""
+        self.proc.stdin.write("peak\n")
+        self.proc.stdin.flush()
+        return self.receive()["gflops"]
+
     def close(self) -> None:
         try:
             self.proc.stdin.write("quit\n")
@@ -308,7 +314,11 @@ def run_bench(model_name: str = "mlp-medium", vs: str = ",".join(COMPETITORS), t
         runners = start_runners(names, results, argv, threads, workdir)
         try:
             check_first_losses(results, runners)
+            peak = [runners["graphc"].fma_peak()] if "graphc" in runners else []
             play_rounds(runners, results, rounds, round_time)
+            if "graphc" in runners:
+                peak.append(runners["graphc"].fma_peak())
+                machine["fma_peak_gflops"] = peak  # before and after the rounds, per core
         finally:
             for runner in runners.values():
                 runner.close()
@@ -369,6 +379,13 @@ def format_report(report: BenchReport) -> str:
                      f"rtol {LOSS_RTOL:g}" + ("" if not report.failed else " except as noted"))
         if load[0] > BUSY_LOAD:
             lines.append("warning: other processes were using the cpus; times may be inflated")
+    peak = report.machine.get("fma_peak_gflops")
+    if peak and graphc.gflops:
+        ceiling = max(peak) * report.threads
+        of = "it" if report.threads == 1 else f"{report.threads} cores at it"
+        lines.append(f"FMA ceiling measured on one core: {peak[0]:.0f} GFLOP/s before the "
+                     f"rounds, {peak[-1]:.0f} after; graphc's step reached "
+                     f"{graphc.gflops / ceiling:.0%} of the higher ({of})")
     return "\n".join(lines)
 
 

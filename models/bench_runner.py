@@ -8,6 +8,7 @@ stdout (anything the framework prints goes to stderr instead):
     (start)  -> {"ready": true, "first_loss", "version", "step_estimate_s", "info"}
                 or {"error": message}
     run K    -> {"seconds": wall time of K steps, "steps": K, "loss": the last loss}
+    peak     -> {"gflops": one core's FMA ceiling measured now (runtime/peak.py)}
     quit     -> the process exits
 
 The process is pinned to THREADS cpus, so a framework that starts extra threads anyway cannot
@@ -108,6 +109,11 @@ def serve(step, out: IO[str]) -> None:
         command = line.split()
         if not command or command[0] == "quit":
             return
+        if command[0] == "peak":
+            from runtime.peak import fma_peak_gflops
+
+            send(out, {"gflops": fma_peak_gflops()})
+            continue
         k = int(command[1])
         start = time.perf_counter()
         for _ in range(k):

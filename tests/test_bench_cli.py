@@ -42,6 +42,9 @@ def test_bench_numpy_table_and_json(capsys, tmp_path):
     assert all(math.isclose(a, losses[0], rel_tol=1e-3) for a in losses)
     assert report["compile"]["compile_cold_s"] > 0 and report["compile"]["compile_warm_s"] > 0
     assert report["flops_per_step"] == 2 * 32 * (784 * 128 * 2 + 128 * 10 * 3)
+    peak = report["machine"]["fma_peak_gflops"]  # measured by the graphc runner
+    assert len(peak) == 2 and all(p > 0 for p in peak)
+    assert "FMA ceiling measured on one core" in out
 
 
 def test_bench_torch_and_jax_or_not_installed(capsys):
