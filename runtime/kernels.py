@@ -73,6 +73,7 @@ class Kernel:
         self.e = LLVMEmitter(self.b, error_code)
 
     def finish(self) -> ir.Function:
+        self.e.record_failure()
         self.b.ret_void()
         return self.fn
 

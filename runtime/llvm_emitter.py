@@ -55,14 +55,27 @@ class LLVMEmitter:
         self.isolate = contextlib.nullcontext  # values made in a read_if branch stay there
         self.module: ir.Module = builder.module
         self.error_code = error_code  # what fail_unless records: the kernel's position + 1
+        self.failed: ir.AllocaInstr | None = None  # this call's flag, see record_failure
 
     def fail_unless(self, cond, message: str) -> None:
-        """Record this kernel's error code in the module's error cell when `cond` is false;
-        the executor raises a GraphcError naming the kernel after the step (`message` is the
-        interpreter's wording; the compiled path reports the kernel and its location)."""
-        cell = error_cell(self.module)
-        old = self.b.load(cell)
-        self.b.store(self.b.select(cond, old, ir.Constant(I64, self.error_code)), cell)
+        """Note a failure when `cond` is false; `record_failure` then puts this kernel's error
+        code in the module's error cell, and the executor raises a GraphcError naming the
+        kernel after the step (`message` is the interpreter's wording; the compiled path
+        reports the kernel and its location). The flag is a local the loop vectoriser sees
+        as an or-reduction: a store to the global cell in the loop (which LLVM cannot prove
+        apart from the input pointers) kept the loop scalar, and every load in it."""
+        if self.failed is None:
+            with self.b.goto_entry_block():
+                self.failed = self.b.alloca(I1, name="failed")
+                self.b.store(ir.Constant(I1, 0), self.failed)
+        self.b.store(self.b.or_(self.b.load(self.failed), self.b.not_(cond)), self.failed)
+
+    def record_failure(self) -> None:
+        """At the kernel's end: the error code into the error cell if fail_unless failed."""
+        if self.failed is None:
+            return
+        with self.b.if_then(self.b.load(self.failed)):
+            self.b.store(ir.Constant(I64, self.error_code), error_cell(self.module))
 
     # --- arithmetic --------------------------------------------------------------------------
     def _binop(self, name: str, a, b):

@@ -203,3 +203,38 @@ def test_reductions_over_axes_before_and_after_a_kept_one(axes):
     want = gc.interpret(graph, {"x": x})
     for name in ("grad", "sum", "mean", "max"):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_checked_gather_records_its_failure_once_after_its_loops():
+    """The gather's range check (fail_unless) is a local or-reduction, stored to the error
+    cell once at the kernel's end: no store to a global in the row loops, which kept them
+    scalar (LLVM could not tell the cell from the inputs). A bad index still raises."""
+    from llvmlite import ir
+
+    from runtime.llvm_emitter import ERROR_CELL, I64, LLVMEmitter, for_range
+
+    fn = ir.Function(ir.Module(), ir.FunctionType(ir.VoidType(), [I64]), "k")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    e = LLVMEmitter(b, error_code=7)
+    with for_range(b, 100, "i") as i:
+        e.fail_unless(b.icmp_signed("<", i, fn.args[0]), "i < n")
+    e.record_failure()
+    b.ret_void()
+    stores = [(block.name, inst) for block in fn.blocks for inst in block.instructions
+              if isinstance(inst, ir.StoreInstr) and inst.operands[1].name == ERROR_CELL]
+    assert len(stores) == 1 and stores[0][0] not in ("i.head", "i.body")
+    assert str(stores[0][1].operands[0]) == "i64 7"
+
+    table = RNG.standard_normal((50, 64)).astype(np.float32)
+    b = gc.GraphBuilder("embed")
+    ids = b.input("ids", (4, 8), "i64")
+    rows = gc.gather(b.input("table", table.shape), ids + 1, axis=0)  # checked in the kernel
+    exe = gc.compile(b.build({"s": rows - gc.mean(rows, axis=2, keepdims=True)}))
+    assert exe.stats["kernels"] == 1
+    good = RNG.integers(-1, 49, (4, 8))
+    want = table[good + 1] - table[good + 1].mean(axis=2, keepdims=True)
+    np.testing.assert_allclose(exe.run({"ids": good, "table": table})["s"], want, atol=1e-5)
+    bad = good.copy()
+    bad[2, 3] = 49
+    with pytest.raises(gc.GraphcError, match="out of range"):
+        exe.run({"ids": bad, "table": table})
