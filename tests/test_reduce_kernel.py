@@ -234,7 +234,11 @@ def test_a_checked_gather_records_its_failure_once_after_its_loops():
     good = RNG.integers(-1, 49, (4, 8))
     want = table[good + 1] - table[good + 1].mean(axis=2, keepdims=True)
     np.testing.assert_allclose(exe.run({"ids": good, "table": table})["s"], want, atol=1e-5)
-    bad = good.copy()
-    bad[2, 3] = 49
-    with pytest.raises(gc.GraphcError, match="out of range"):
-        exe.run({"ids": bad, "table": table})
+    for index in (49, -52):  # computed indices 50 and -51: outside [-50, 50)
+        bad = good.copy()
+        bad[2, 3] = index
+        with pytest.raises(gc.GraphcError, match="out of range"):
+            exe.run({"ids": bad, "table": table})
+    good[1, 1] = -51  # -50: the first row, counted from the end
+    np.testing.assert_allclose(exe.run({"ids": good, "table": table})["s"][1, 1],
+                               table[0] - table[0].mean(), atol=1e-5)

@@ -306,8 +306,8 @@ def _gather_index_map(at, e, idx, in_types, out_type, axis):
     axis = axis % data.rank
     k = at(1, tuple(idx[axis:axis + indices.rank]))
     size = data.shape[axis]
-    inside = e.select(e.lt(k, e.const(-size, k)), e.lt(k, e.const(-size, k)),
-                      e.lt(k, e.const(size, k)))
+    above = e.ge(k, e.const(-size, k))
+    inside = e.select(above, e.lt(k, e.const(size, k)), above)  # -size <= k < size
     e.fail_unless(inside, f"gather: an index is outside [-{size}, {size})")
     k = e.select(e.lt(k, e.const(0, k)), e.add(k, e.const(size, k)), k)
     k = _clamp(e, k, 0, size - 1)
