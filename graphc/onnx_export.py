@@ -182,7 +182,7 @@ def _dropout_mask(w, node, ins, outs):
     flat = w.emit("Range", [w.const(np.int64(0)), w.const(np.int64(math.prod(shape))),
                             w.const(np.int64(1))])
     index = w.emit("Reshape", [w.emit("Cast", [flat], to=TensorProto.UINT64),
-                               w.const(_ints(shape))])
+                               w.const(_ints(shape))], allowzero=1)
     step = w.emit("Cast", [ins[0]], to=TensorProto.UINT64)
     z = w.emit("Add", [w.emit("Add", [w.emit("Mul", [step, u64(GOLDEN)]), index]),
                        u64(seed * SEED_MIX)])

@@ -162,21 +162,22 @@ def test_normalization_ops_export_as_onnx_ops_or_decompositions(tmp_path):
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_dropout_mask_exports_bit_for_bit(tmp_path, seed):
+@pytest.mark.parametrize("seed, shape", [(0, (3, 5, 7)), (3, (3, 5, 7)), (1, ()),
+                                         (2, (2, 0, 3))])
+def test_dropout_mask_exports_bit_for_bit(tmp_path, seed, shape):
     """The exported mask is graphc's hash in ONNX uint64 ops: the same keep decisions at
     every element and step, and a dropout layer's output agrees."""
     from graphc.frontend import nn as N
 
     b = gc.GraphBuilder("drop")
     step = b.input("step", (), "i64")
-    x = b.input("x", (3, 5, 7))
-    mask = N.dropout_mask(step, (3, 5, 7), 0.3, seed)
+    x = b.input("x", shape)
+    mask = N.dropout_mask(step, shape, 0.3, seed)
     graph = b.build({"mask": mask, "y": gc.where(mask, x / 0.7, 0.0)})
     path = tmp_path / "drop.onnx"
     gc.save_onnx(graph, path)
     onnx.checker.check_model(onnx.load(path), full_check=True)
-    x = np.random.default_rng(seed).standard_normal((3, 5, 7)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -187,4 +188,5 @@ def test_dropout_mask_exports_bit_for_bit(tmp_path, seed):
         for got in (_run_onnx(path, feeds), by_ort):
             np.testing.assert_array_equal(got["mask"], want["mask"])
             np.testing.assert_allclose(got["y"], want["y"], rtol=1e-6)
-    assert 0.5 < want["mask"].mean() < 0.9
+    if want["mask"].size > 100:
+        assert 0.5 < want["mask"].mean() < 0.9
