@@ -177,11 +177,15 @@ class Runner:
         self.proc.stdin.flush()
         return self.receive()
 
-    def fma_peak(self) -> float:
-        """One core's FMA ceiling, measured by the runner now (runtime/peak.py)."""
+    def fma_peak(self) -> float | None:
+        """One core's FMA ceiling, measured by the runner now (runtime/peak.py); None if the
+        measurement failed (the runner's log says why)."""
         self.proc.stdin.write("peak\n")
         self.proc.stdin.flush()
-        return self.receive()["gflops"]
+        answer = self.receive()
+        if answer["gflops"] is None:
+            print(f"FMA ceiling not measured: {answer.get('why')}", file=self.log)
+        return answer["gflops"]
 
     def close(self) -> None:
         try:
@@ -263,6 +267,18 @@ def play_rounds(runners: dict[str, Runner], results: dict[str, FrameworkResult],
             r.round_seconds.append(answer["seconds"] / answer["steps"])
 
 
+def fma_peak(runners: dict[str, Runner], results: dict[str, FrameworkResult]) -> float | None:
+    """One core's FMA ceiling measured by graphc's runner, if it is still running."""
+    if "graphc" not in runners:
+        return None
+    try:
+        return runners["graphc"].fma_peak()
+    except GraphcError as err:
+        results["graphc"].status, results["graphc"].error = "error", str(err)
+        runners.pop("graphc").close()
+        return None
+
+
 def summarise(results: dict[str, FrameworkResult], flops: int) -> None:
     for r in results.values():
         if r.status == "ok" and r.round_seconds:
@@ -314,11 +330,10 @@ def run_bench(model_name: str = "mlp-medium", vs: str = ",".join(COMPETITORS), t
         runners = start_runners(names, results, argv, threads, workdir)
         try:
             check_first_losses(results, runners)
-            peak = [runners["graphc"].fma_peak()] if "graphc" in runners else []
+            peak = [fma_peak(runners, results)]
             play_rounds(runners, results, rounds, round_time)
-            if "graphc" in runners:
-                peak.append(runners["graphc"].fma_peak())
-                machine["fma_peak_gflops"] = peak  # before and after the rounds, per core
+            peak.append(fma_peak(runners, results))
+            machine["fma_peak_gflops"] = [p for p in peak if p]  # before and after, per core
         finally:
             for runner in runners.values():
                 runner.close()
@@ -380,12 +395,14 @@ def format_report(report: BenchReport) -> str:
         if load[0] > BUSY_LOAD:
             lines.append("warning: other processes were using the cpus; times may be inflated")
     peak = report.machine.get("fma_peak_gflops")
-    if peak and graphc.gflops:
-        ceiling = max(peak) * report.threads
-        of = "it" if report.threads == 1 else f"{report.threads} cores at it"
-        lines.append(f"FMA ceiling measured on one core: {peak[0]:.0f} GFLOP/s before the "
-                     f"rounds, {peak[-1]:.0f} after; graphc's step reached "
-                     f"{graphc.gflops / ceiling:.0%} of the higher ({of})")
+    if peak:
+        cores = "" if report.threads == 1 else f"{report.threads} x "
+        line = ("FMA ceiling of one core, measured by graphc's runner before and after the "
+                f"rounds: {' and '.join(f'{p:.0f}' for p in peak)} GFLOP/s")
+        if graphc.gflops:
+            line += (f"; graphc's step reached {graphc.gflops / (max(peak) * report.threads):.0%}"
+                     f" of {cores}{max(peak):.0f}")
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -45,8 +45,10 @@ def _codegen_fingerprint() -> str:
     h = hashlib.sha256()
     h.update(f"{llvmlite.__version__}|{llvm.llvm_version_info}|".encode())
     llvm.initialize_native_target()
-    h.update(f"{llvm.get_process_triple()}|{llvm.get_host_cpu_name()}|"
-             f"{llvm.get_host_cpu_features().flatten()}|".encode())
+    from .jit import host_cpu  # jit imports this module: the features it compiles for
+
+    cpu, features = host_cpu()
+    h.update(f"{llvm.get_process_triple()}|{cpu}|{features}|".encode())
     root = pathlib.Path(__file__).resolve().parent.parent
     for package in ("graphc", "passes", "runtime"):
         for path in sorted((root / package).rglob("*.py")):

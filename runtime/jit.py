@@ -51,7 +51,8 @@ _X86_TUNING = ",+prefer-no-scatter"
 
 
 @functools.cache
-def _host_cpu() -> tuple[str, str]:
+def host_cpu() -> tuple[str, str]:
+    """The CPU name and the feature string code is generated for (the cache keys on both)."""
     _init_llvm()
     features = llvm.get_host_cpu_features().flatten()
     if llvm.get_process_triple().startswith(("x86_64", "i386", "i686")):
@@ -64,7 +65,7 @@ def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
 
     Not shared: an MCJIT engine takes ownership of its target machine and frees it.
     """
-    cpu, features = _host_cpu()
+    cpu, features = host_cpu()
     target = llvm.Target.from_triple(llvm.get_process_triple())
     return target.create_target_machine(cpu=cpu, features=features, opt=opt,
                                         codemodel="jitdefault")

@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+import graphc as gc
 from graphc import bench
 from graphc.cli import main
 from models.bench_frameworks import BENCH_MODELS
@@ -44,7 +45,7 @@ def test_bench_numpy_table_and_json(capsys, tmp_path):
     assert report["flops_per_step"] == 2 * 32 * (784 * 128 * 2 + 128 * 10 * 3)
     peak = report["machine"]["fma_peak_gflops"]  # measured by the graphc runner
     assert len(peak) == 2 and all(p > 0 for p in peak)
-    assert "FMA ceiling measured on one core" in out
+    assert "FMA ceiling of one core, measured by graphc's runner" in out
 
 
 def test_bench_torch_and_jax_or_not_installed(capsys):
@@ -106,3 +107,34 @@ def test_training_flops_count_every_product(name):
     products = [n for n in graph.nodes if n.op == "matmul" or n.op.startswith("conv")]
     forward = sum(bench._product_flops(n) for n in products)
     assert 2 * forward <= bench.training_flops(graph) <= 3 * forward
+
+
+@pytest.mark.parametrize("threads, peak, want", [
+    (1, [100.0, 110.0], "100 and 110 GFLOP/s; graphc's step reached 50% of 110"),
+    (2, [110.0], "110 GFLOP/s; graphc's step reached 25% of 2 x 110"),
+    (1, [], None)])
+def test_the_report_states_the_measured_fma_ceiling(threads, peak, want):
+    graphc = bench.FrameworkResult("graphc", median_s=0.01, gflops=55.0, vs_graphc=1.0,
+                                   graphc_over=1.0, first_loss=2.3)
+    report = bench.BenchReport("m", "a model", 8, threads, 3, 10**9, {}, [graphc],
+                               {"cpu": "cpu", "cpus": 2, "loadavg_start": (0.1, 0, 0),
+                                "fma_peak_gflops": peak})
+    text = bench.format_report(report)
+    if want is None:
+        assert "FMA ceiling" not in text
+    else:
+        assert want in text
+
+
+def test_a_runner_dying_while_measuring_the_ceiling_is_an_error_row():
+    class Dead:
+        def fma_peak(self):
+            raise gc.GraphcError("graphc runner exited (code 1)")
+
+        def close(self):
+            pass
+
+    results, runners = {"graphc": bench.FrameworkResult("graphc")}, {"graphc": Dead()}
+    assert bench.fma_peak(runners, results) is None
+    assert results["graphc"].status == "error" and "exited" in results["graphc"].error
+    assert runners == {} and bench.fma_peak(runners, results) is None
