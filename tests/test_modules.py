@@ -58,8 +58,9 @@ def test_llvmlite_still_exposes_the_unlocked_entry_points():
 
 def test_the_locked_llvmlite_calls_compile_the_same_code(workers, monkeypatch):
     """The fallback when `_cfn` is missing: llvmlite's own (locked) calls, same results."""
-    import runtime.jit as jit
     from llvmlite.binding import ffi
+
+    from runtime import jit
 
     workers(2)
     expected = gc.compile(twin_branches()).run(FEEDS)
