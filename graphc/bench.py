@@ -28,14 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .bench_report import (  # noqa: F401  (format_report: part of this module's API)
-    LOSS_RTOL,
-    NUMPY_VARIANTS,
-    BenchReport,
-    FrameworkResult,
-    fastest_numpy,
-    format_report,
-)
+from .bench_report import LOSS_RTOL, NUMPY_VARIANTS, BenchReport, FrameworkResult, format_report
 from .errors import GraphcError
 from .ir import Graph
 
