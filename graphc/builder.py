@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GraphcError, ShapeError, located
-from .ir import Graph, GraphInput, Node, Value
-from .ops.registry import get_op, normalize_attrs
-from .types import TensorType, dtype_name
+from graphc.errors import GraphcError, ShapeError, located
+from graphc.ir import Graph, GraphInput, Node, Value
+from graphc.ops.registry import get_op, normalize_attrs
+from graphc.types import TensorType, dtype_name
 
 _PACKAGE_DIRS = tuple(
     os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep + pkg + os.sep
@@ -243,7 +243,7 @@ class GraphBuilder:
             initializers=dict(self.initializers),
         )
         if verify:
-            from .verify import verify as verify_graph
+            from graphc.verify import verify as verify_graph
 
             verify_graph(graph)
         return graph

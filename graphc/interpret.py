@@ -9,9 +9,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import FeedError, GraphcError, located
-from .ir import Graph
-from .ops.registry import get_op
+from graphc.errors import FeedError, GraphcError, located
+from graphc.ir import Graph
+from graphc.ops.registry import get_op
 
 
 def check_feeds(graph: Graph, feeds: Mapping[str, np.ndarray], roles=("input",)) -> dict:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import TensorType
+from graphc.types import TensorType
 
 ROLES = ("input", "param", "state")
 
@@ -114,7 +114,7 @@ class Graph:
         return out
 
     def to_text(self) -> str:
-        from .printer import print_graph
+        from graphc.text.printer import print_graph
 
         return print_graph(self)
 

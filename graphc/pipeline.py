@@ -16,20 +16,19 @@ from typing import TextIO
 
 import numpy as np
 
-from passes import optim
-from passes.autodiff import grad, value_and_grad
-from passes.decompose import decompose
-from passes.fusion import fuse, kernel_count
-from passes.precision import to_float64
-from passes.schedule import schedule
-from passes.simplify import cse, dce, simplify
-from passes.training import training_step
-
-from .errors import GradientCheckError, GraphcError, located
-from .interpret import check_feeds, interpret
-from .ir import Graph
-from .ops.registry import get_op
-from .verify import verify
+from graphc import optim
+from graphc.errors import GradientCheckError, GraphcError, located
+from graphc.interpret import check_feeds, interpret
+from graphc.ir import Graph
+from graphc.ops.registry import get_op
+from graphc.passes.autodiff import grad, value_and_grad
+from graphc.passes.decompose import decompose
+from graphc.passes.fusion import fuse, kernel_count
+from graphc.passes.precision import to_float64
+from graphc.passes.schedule import schedule
+from graphc.passes.simplify import cse, dce, simplify
+from graphc.passes.training import training_step
+from graphc.verify import verify
 
 Pass = tuple[str, Callable[[Graph], Graph]]
 
@@ -121,7 +120,7 @@ class Executable:
     `asm` from the native module underneath."""
 
     def __init__(self, graph: Graph, passes: list[Pass]):
-        from runtime import compile_graph
+        from graphc.runtime import compile_graph
 
         timings: dict = {}
         start = time.perf_counter()
@@ -163,7 +162,7 @@ class Executable:
 def set_num_threads(n: int | None) -> None:
     """Threads that graphs compiled from now on may use (None: GRAPHC_NUM_THREADS, else every
     core). Only kernels big enough to gain are split."""
-    from runtime import set_num_threads as runtime_set
+    from graphc.runtime import set_num_threads as runtime_set
 
     runtime_set(n)
 

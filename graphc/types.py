@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import GraphcError
+from graphc.errors import GraphcError
 
 DTYPES: dict[str, np.dtype] = {
     "f32": np.dtype(np.float32),

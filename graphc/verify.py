@@ -6,14 +6,14 @@ outputs and updates (an update targets a param or state of the same type).
 """
 from __future__ import annotations
 
-from .errors import GraphcError, VerifyError, located
-from .ir import Graph
-from .ops.registry import get_op, normalize_attrs
+from graphc.errors import GraphcError, VerifyError, located
+from graphc.ir import Graph
+from graphc.ops.registry import get_op, normalize_attrs
 
 
 def verify(graph: Graph) -> None:
     """Raise VerifyError unless `graph` is well formed."""
-    from .printer import format_node
+    from graphc.text.printer import format_node
 
     defined: set = set()
     names: set[str] = set()

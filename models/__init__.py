@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import graphc as gc
+from graphc.models.cnn import build_digits_cnn, build_mnist_cnn
+from graphc.models.mlp import build_bench_mlp, build_digits_mlp
+from graphc.models.transformer import build_default_transformer
 
-from .cnn import build_digits_cnn, build_mnist_cnn
-from .mlp import build_bench_mlp, build_digits_mlp
-from .transformer import build_default_transformer
+import graphc as gc
 
 MODELS: dict[str, Callable[[], gc.Graph]] = {
     "mlp": build_digits_mlp,          # 64-256-10, batch 64: what `graphc train` trains

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.errors import GradientError, GraphcError
-from graphc.frontend import dsl as F
 from graphc.ir import Graph, Node, Value
+from graphc.ops import api as F
 from graphc.ops.registry import get_op
-from graphc.printer import format_node
+from graphc.text.printer import format_node
 
 
 def _on_path(graph: Graph, output: Value, wrt: list[Value]) -> tuple[list[Node], set[Value]]:
@@ -99,7 +99,7 @@ def backprop(graph: Graph, output: str, wrt: list[str]) -> tuple[GraphBuilder, d
 def grad(graph: Graph, output: str, wrt: list[str]) -> Graph:
     """Needs a verified graph; returns a graph with the same inputs and one output per name in
     `wrt`, named like it, holding d output / d name."""
-    from .simplify import dce
+    from graphc.passes.simplify import dce
 
     b, _, grads = backprop(graph, output, list(wrt))
     return dce(b.build(outputs=grads))
@@ -108,7 +108,7 @@ def grad(graph: Graph, output: str, wrt: list[str]) -> Graph:
 def value_and_grad(graph: Graph, output: str, wrt: list[str]) -> Graph:
     """Like `grad`, plus the differentiated value itself under its own name; gradients are
     named `grad:NAME`."""
-    from .simplify import dce
+    from graphc.passes.simplify import dce
 
     b, tensors, grads = backprop(graph, output, list(wrt))
     value = tensors[(graph.outputs.get(output) or graph.values[output]).name]

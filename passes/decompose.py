@@ -6,10 +6,10 @@ source), each new node carrying the location of the composite it came from.
 """
 from __future__ import annotations
 
+from graphc.passes.rewrite import rewrite
+
 from graphc.ir import Graph
 from graphc.ops.registry import get_op
-
-from .rewrite import rewrite
 
 
 def decompose(graph: Graph) -> Graph:

@@ -6,11 +6,10 @@ initializer is f64.
 from __future__ import annotations
 
 import numpy as np
+from graphc.passes.rewrite import rewrite
 
 from graphc.ir import Graph, GraphInput, Value
 from graphc.types import TensorType
-
-from .rewrite import rewrite
 
 
 def _f64(t: TensorType) -> TensorType:

@@ -7,10 +7,10 @@ most memory (e.g. a gradient consumed by its parameter update right away).
 """
 from __future__ import annotations
 
+from graphc.passes.memory import Interval, lower_bound
+
 from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
-
-from .memory import Interval, lower_bound
 
 
 def _constraints(graph: Graph) -> dict[Node, set[Node]]:

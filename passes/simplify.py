@@ -7,12 +7,11 @@ reach no output or update.
 from __future__ import annotations
 
 import numpy as np
+from graphc.passes.rewrite import rewrite
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.ir import Graph, Node
 from graphc.ops.registry import get_op
-
-from .rewrite import rewrite
 
 
 def _const(b: GraphBuilder, t: Tensor):

@@ -1,17 +1,17 @@
 """The training pass: loss + gradients + optimizer update as one graph.
 
-Input: a forward Graph, the name of its scalar loss output and an optimizer (passes/optim.py).
+Input: a forward Graph, the name of its scalar loss output and an optimizer (graphc/optim.py).
 Output: a Graph whose only output is the loss and whose `updates` write every param and every
 optimizer state in place (plus the forward graph's own state updates, such as batch-norm running
 statistics); gradients are taken with respect to every `param` input.
 """
 from __future__ import annotations
 
+from graphc.passes.autodiff import backprop
+from graphc.passes.simplify import dce
+
 from graphc.errors import GraphcError
 from graphc.ir import Graph
-
-from .autodiff import backprop
-from .simplify import dce
 
 
 def training_step(graph: Graph, loss: str, optimizer) -> Graph:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 
-from graphc.ir import Graph
-from passes.fusion import as_kernels
+from graphc.passes.fusion import as_kernels
+from graphc.runtime.buffers import plan_buffers
+from graphc.runtime.cache import cache_key
+from graphc.runtime.executor import Executable
+from graphc.runtime.jit import JitModule, compile_workers, host_target_machine
+from graphc.runtime.lower import ENTRY, build_modules
+from graphc.runtime.parallel import num_threads, set_num_threads
 
-from .cache import cache_key
-from .executor import Executable
-from .jit import JitModule, compile_workers, host_target_machine
-from .lower import ENTRY, build_modules
-from .parallel import num_threads, set_num_threads
-from .plan import plan_buffers
+from graphc.ir import Graph
 
 __all__ = ["Executable", "compile_graph", "initialize", "num_threads", "set_num_threads"]
 

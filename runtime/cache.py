@@ -45,7 +45,7 @@ def _codegen_fingerprint() -> str:
     h = hashlib.sha256()
     h.update(f"{llvmlite.__version__}|{llvm.llvm_version_info}|".encode())
     llvm.initialize_native_target()
-    from .jit import host_cpu  # jit imports this module: the features it compiles for
+    from graphc.runtime.jit import host_cpu
 
     cpu, features = host_cpu()
     h.update(f"{llvm.get_process_triple()}|{cpu}|{features}|".encode())

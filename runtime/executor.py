@@ -13,15 +13,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
+from graphc.runtime.buffers import BufferPlan, aligned_empty
+from graphc.runtime.emit.emitter import ERROR_CELL
+from graphc.runtime.jit import JitModule
 
 from graphc.errors import CompileError, FeedError, GraphcError, located
 from graphc.interpret import check_feeds
 from graphc.ir import Graph
-from graphc.printer import format_node
-
-from .jit import JitModule
-from .llvm_emitter import ERROR_CELL
-from .plan import BufferPlan, aligned_empty
+from graphc.text.printer import format_node
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 

@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
+from graphc.runtime import cache
+from graphc.runtime.lower import ModuleText
 from llvmlite.binding import ffi
 
 from graphc.errors import CompileError
-
-from . import cache
-from .lower import ModuleText
 
 # libm functions the kernels call (tanh, erf) or that LLVM may lower intrinsics to (exp, log,
 # pow, floor, ceil, roundeven).

@@ -13,17 +13,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from graphc.runtime.buffers import BufferPlan, Loc
+from graphc.runtime.emit.emitter import ERROR_CELL, I1, I8, I64, MEM_TYPES, error_cell
+from graphc.runtime.kernels.abi import emit_kernel
+from graphc.runtime.parallel import call_parallel
 from llvmlite import ir
 
 from graphc.errors import CompileError, GraphcError, located
 from graphc.ir import Graph, Node, Value
 from graphc.ops.registry import get_op
-from graphc.printer import format_node
-
-from .kernels import emit_kernel
-from .llvm_emitter import ERROR_CELL, I1, I8, I64, MEM_TYPES, error_cell
-from .parallel import call_parallel
-from .plan import BufferPlan, Loc
+from graphc.text.printer import format_node
 
 ENTRY = "graphc_main"
 I8P = I8.as_pointer()

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 
+from graphc.runtime.emit.emitter import I8, I64
 from llvmlite import ir
 
 from graphc.errors import GraphcError
 from graphc.ir import Node
-
-from .llvm_emitter import I8, I64
 
 PARALLEL_MIN_FLOPS = 8_000_000  # below this a thread start (~20 µs) costs more than it saves
 _THREADS: int | None = None
@@ -58,7 +57,7 @@ def kernel_parts(node: Node, threads: int) -> int:
         batches *= d
     if 2 * batches * m * n * k < PARALLEL_MIN_FLOPS:
         return 1
-    from .gemm import tiles
+    from graphc.runtime.kernels.gemm import tiles
 
     nr = tiles(mm.output.type.dtype)[2]
     return max(1, min(threads, -(-n // nr)))

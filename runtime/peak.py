@@ -17,10 +17,9 @@ import functools
 import time
 
 import llvmlite.binding as llvm
+from graphc.runtime.jit import host_target_machine
+from graphc.runtime.kernels.gemm import _vector_fma, host_vector_lanes, lanes_name
 from llvmlite import ir
-
-from .gemm import _vector_fma, host_vector_lanes, lanes_name
-from .jit import host_target_machine
 
 ACCUMULATORS = 12
 F32 = ir.FloatType()

@@ -8,11 +8,11 @@ import json
 import math
 
 import pytest
+from graphc.models.bench import harness as bench
+from graphc.models.bench.frameworks import BENCH_MODELS
 
 import graphc as gc
-from graphc import bench
 from graphc.cli import main
-from models.bench_frameworks import BENCH_MODELS
 
 FAST = ["--rounds", "2", "--round-time", "0.02"]
 

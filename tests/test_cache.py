@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 import pytest
+from graphc.runtime import cache
 
 import graphc as gc
-import runtime
-from runtime import cache
+from graphc import runtime
 
 
 def small_graph(scale=2.0):
@@ -123,7 +123,7 @@ def test_objects_that_do_not_add_up_are_rejected(cache_dir, payload):
 def test_the_cache_is_bounded_least_recently_used_first(cache_dir):
     """Pruning deletes the entries used longest ago until the rest fit; a hit refreshes an
     entry's time, so the entry just loaded survives where an older one goes."""
-    from runtime import cache
+    from graphc.runtime import cache
 
     for i, name in enumerate(["old", "used", "new"]):
         path = cache_dir / f"{name}.o"

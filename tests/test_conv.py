@@ -229,7 +229,7 @@ class _Recorder:
 
 
 def _windows_reads(pads):
-    from graphc.ops import get_op
+    from graphc.ops.registry import get_op
     from graphc.types import TensorType
     x = TensorType((1, 1, 6, 6), "f32")
     attrs = {"kernel": (3, 3), "strides": (1, 1), "pads": pads, "dilations": (1, 1),

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.models.datasets import Split, load_digits
 
 import graphc as gc
-from graphc.data import Split, load_digits
 
 pytest.importorskip("sklearn")
 

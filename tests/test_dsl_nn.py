@@ -1,4 +1,4 @@
-"""DSL helpers of graphc/frontend/nn.py whose behaviour is not an op's own: defaults and
+"""DSL helpers of graphc/ops/api_nn.py whose behaviour is not an op's own: defaults and
 argument handling."""
 import numpy as np
 import pytest

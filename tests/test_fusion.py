@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.models import MODELS
+from graphc.models.mlp import BENCH_SIZES, build_mlp
+from graphc.passes.decompose import decompose
+from graphc.passes.fusion import fuse, kernel_count
+from graphc.runtime import compile_graph
 
 import graphc as gc
 from graphc.ir import Graph
 from graphc.pipeline import Executable, passes_for, run_pipeline
-from models import MODELS
-from models.mlp import BENCH_SIZES, build_mlp
-from passes.decompose import decompose
-from passes.fusion import fuse, kernel_count
-from runtime import compile_graph
 from tests.golden import check_lines
 
 RNG = np.random.default_rng(0)

@@ -1,14 +1,14 @@
-"""The packed GEMM (runtime/gemm.py, runtime/pack.py) against NumPy on shapes that exercise every
+"""The packed GEMM (runtime/kernels/gemm.py, runtime/kernels/pack.py) against NumPy on shapes that exercise every
 packing path: B read in place, whole and partial NR panels, K blocks and their tail, L x L transposed squares of
 a B contiguous along K and their row/column remainders, both dtypes, all four transpositions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.runtime.kernels.pack import transpose_square
 from llvmlite import ir
 
 import graphc as gc
-from runtime.pack import transpose_square
 
 # (9, 40, 64): whole panels read in place; (4, 300, 1024): rows a page apart, packed
 SHAPES = [(5, 7, 3), (9, 37, 41), (17, 300, 70), (8, 513, 33), (33, 16, 16), (3, 48, 100),
@@ -56,7 +56,7 @@ def test_transpose_square_in_registers(lanes):
 
 def test_fewer_rows_than_a_tile_get_a_shorter_tile():
     """M < MR (a conv's few filters): MR = M, so no FMA works on a clamped duplicate row."""
-    from runtime.gemm import tiles
+    from graphc.runtime.kernels.gemm import tiles
 
     m = tiles("f32")[1] - 2
     text = gc.compile(_product(m, 40, 64, False, False, "f32")).llvm_ir

@@ -16,6 +16,10 @@ import os
 
 import numpy as np
 import pytest
+from graphc.models import MODELS
+from graphc.passes.fusion import as_kernels
+from graphc.runtime.buffers import BufferPlan, plan_buffers
+from graphc.runtime.kernels.loop import scratch_bytes
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -23,10 +27,6 @@ import graphc as gc
 from graphc.ir import Graph
 from graphc.ops.registry import get_op
 from graphc.pipeline import passes_for, run_pipeline
-from models import MODELS
-from passes.fusion import as_kernels
-from runtime.fused import scratch_bytes
-from runtime.plan import BufferPlan, plan_buffers
 from tests.fuzz_graphs import graphs
 
 LONG_RUN = os.environ.get("GRAPHC_FUZZ_EXAMPLES")

@@ -1,9 +1,8 @@
 """Memory planner properties: no two simultaneously live buffers overlap; the arena is never
 smaller than the lower bound and reuses dead memory."""
+from graphc.passes.memory import Interval, aligned, lower_bound, plan_intervals
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from passes.memory import Interval, aligned, lower_bound, plan_intervals
 
 
 @st.composite

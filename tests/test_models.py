@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.models import MODELS, build_model
+from graphc.models.mlp import build_mlp, numpy_loss_and_grads, numpy_sgd_step
 
 import graphc as gc
 from graphc import pipeline
-from models import MODELS, build_model
-from models.mlp import build_mlp, numpy_loss_and_grads, numpy_sgd_step
 
 
 def batch_for(graph: gc.Graph, seed: int = 0) -> dict[str, np.ndarray]:

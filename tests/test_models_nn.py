@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.models import MODELS, cnn, transformer
 
 import graphc as gc
-from models import MODELS, cnn, transformer
 
 
 @pytest.mark.parametrize("size", [8, 28])

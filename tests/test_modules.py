@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-import runtime
+from graphc import runtime
 
 
 @pytest.fixture
@@ -58,9 +58,8 @@ def test_llvmlite_still_exposes_the_unlocked_entry_points():
 
 def test_the_locked_llvmlite_calls_compile_the_same_code(workers, monkeypatch):
     """The fallback when `_cfn` is missing: llvmlite's own (locked) calls, same results."""
+    from graphc.runtime import jit
     from llvmlite.binding import ffi
-
-    from runtime import jit
 
     workers(2)
     expected = gc.compile(twin_branches()).run(FEEDS)
@@ -110,7 +109,7 @@ def test_ir_and_assembly_cover_every_module(workers):
 def test_an_in_place_update_reads_through_its_output_pointer(workers):
     """The updated param is one pointer argument, read and written: LLVM knows both are the
     same memory and every output stays noalias (as it knew when kernels were inlined)."""
-    from models.mlp import build_mlp
+    from graphc.models.mlp import build_mlp
 
     workers(2)
     step = gc.compile_train_step(build_mlp((20, 16, 4), batch=8), "loss", gc.optim.SGD(lr=0.1))

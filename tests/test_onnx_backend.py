@@ -21,8 +21,8 @@ import onnx.backend.test
 import pytest
 from onnx.backend.test.loader import load_node_model_tests
 
-import graphc.onnx_backend as backend
 from graphc.errors import GraphcError
+from graphc.onnx import backend
 
 ALLOWED = {
     "Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Ceil", "Celu",

@@ -13,11 +13,11 @@ import os
 import numpy as np
 import onnx
 import pytest
+from graphc.models.mlp import build_mlp
 from onnx.reference import ReferenceEvaluator
 
 import graphc as gc
 from graphc import pipeline
-from models.mlp import build_mlp
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -112,7 +112,7 @@ def _run_onnx_model(model, feeds):
 
 def test_unexportable_ops_are_listed():
     graph = build_mlp((8, 16, 4), batch=5)
-    from graphc.onnx_export import RULES
+    from graphc.onnx.export import RULES
 
     saved = RULES.pop("relu")
     try:
@@ -138,7 +138,7 @@ def test_onnxruntime_agrees_on_the_exported_training_step(tmp_path):
 
 
 def test_normalization_ops_export_as_onnx_ops_or_decompositions(tmp_path):
-    from graphc.frontend import nn as N
+    from graphc.ops import api_nn as N
 
     rng = np.random.default_rng(3)
     b = gc.GraphBuilder("norms")
@@ -167,7 +167,7 @@ def test_normalization_ops_export_as_onnx_ops_or_decompositions(tmp_path):
 def test_dropout_mask_exports_bit_for_bit(tmp_path, seed, shape):
     """The exported mask is graphc's hash in ONNX uint64 ops: the same keep decisions at
     every element and step, and a dropout layer's output agrees."""
-    from graphc.frontend import nn as N
+    from graphc.ops import api_nn as N
 
     b = gc.GraphBuilder("drop")
     step = b.input("step", (), "i64")

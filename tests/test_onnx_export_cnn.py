@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from graphc.models import build_model
 from onnx.reference import ReferenceEvaluator
 
 import graphc as gc
 from graphc import pipeline
 from graphc.cli import main, make_optimizer
-from graphc.frontend import nn as N
-from models import build_model
+from graphc.ops import api_nn as N
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -188,7 +188,7 @@ def test_windows_and_col2im_as_gathers(tmp_path, shape, kernel, strides, pads, d
 def test_every_registered_op_has_a_rule_or_a_decomposition():
     """The registry walk: every op is written by a rule or as its decomposition (dropout_mask,
     graphc's counter-based RNG, by a rule that spells the hash out in ONNX ops)."""
-    from graphc.onnx_export import RULES
+    from graphc.onnx.export import RULES
     from graphc.ops.registry import all_ops
 
     missing = {name for name, op in all_ops().items() if name not in RULES
@@ -198,7 +198,7 @@ def test_every_registered_op_has_a_rule_or_a_decomposition():
 
 # --- errors -------------------------------------------------------------------------------
 def test_ops_without_rules_inside_decompositions_are_listed_up_front():
-    from graphc.onnx_export import RULES
+    from graphc.onnx.export import RULES
 
     saved = {op: RULES.pop(op) for op in ("conv2d", "max_pool", "windows")}
     try:

@@ -18,8 +18,8 @@ from onnx.reference import ReferenceEvaluator
 import graphc as gc
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
-TORCH_MODELS = ["mlp", "encoder"] + (["cnn"] if gc.frontend.onnx_table.supported("Conv") and
-                                     gc.frontend.onnx_table.supported("MaxPool") else [])
+TORCH_MODELS = ["mlp", "encoder"] + (["cnn"] if gc.onnx.table.supported("Conv") and
+                                     gc.onnx.table.supported("MaxPool") else [])
 
 
 def _torch(name):

@@ -14,13 +14,12 @@ import zlib
 
 import numpy as np
 import pytest
+from graphc.passes.decompose import decompose
 
 import graphc as gc
-from graphc.ops import all_ops, get_op
-from graphc.ops.registry import KINDS, NOT_DIFFERENTIABLE, normalize_attrs
+from graphc.ops.registry import KINDS, NOT_DIFFERENTIABLE, all_ops, get_op, normalize_attrs
 from graphc.ops.scalar import NumpyEmitter
 from graphc.types import TensorType, dtype_name
-from passes.decompose import decompose
 from tests.op_cases import BAD, BAD_DATA, CASES, NO_NUMERIC_GRAD, Case
 
 OPS = sorted(all_ops())

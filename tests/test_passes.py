@@ -1,9 +1,9 @@
 """Golden tests: each shows input IR, the pass, and the lines that matter."""
 import numpy as np
+from graphc.passes.decompose import decompose
+from graphc.passes.simplify import cse, dce, simplify
 
 import graphc as gc
-from passes.decompose import decompose
-from passes.simplify import cse, dce, simplify
 from tests.golden import check_lines
 
 

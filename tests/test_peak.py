@@ -4,10 +4,9 @@ import re
 
 import llvmlite.binding as llvm
 import pytest
-
-from runtime import peak
-from runtime.gemm import host_vector_lanes
-from runtime.jit import host_target_machine
+from graphc.runtime import peak
+from graphc.runtime.jit import host_target_machine
+from graphc.runtime.kernels.gemm import host_vector_lanes
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 1000])

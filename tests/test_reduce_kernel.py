@@ -1,4 +1,4 @@
-"""Reduce kernels (runtime/reduce_kernel.py): the row scheme's vectorisable combines keep NaN
+"""Reduce kernels (runtime/kernels/reduce.py): the row scheme's vectorisable combines keep NaN
 propagation and accuracy, values read by a later pass come from a row buffer, and kernels that
 read another row of a value they compute fall back to the whole-domain scheme.
 """
@@ -8,11 +8,11 @@ import re
 
 import numpy as np
 import pytest
+from graphc.runtime import compile_graph
+from graphc.runtime.kernels.reduce_layout import ROW_BUFFER_BYTES, row_outputs, row_plan
 
 import graphc as gc
 from graphc.pipeline import passes_for, run_pipeline
-from runtime import compile_graph
-from runtime.reduce_plan import ROW_BUFFER_BYTES, row_outputs, row_plan
 
 RNG = np.random.default_rng(7)
 
@@ -209,9 +209,8 @@ def test_a_checked_gather_records_its_failure_once_after_its_loops():
     """The gather's range check (fail_unless) is a local or-reduction, stored to the error
     cell once at the kernel's end: no store to a global in the row loops, which kept them
     scalar (LLVM could not tell the cell from the inputs). A bad index still raises."""
+    from graphc.runtime.emit.emitter import ERROR_CELL, I64, LLVMEmitter, for_range
     from llvmlite import ir
-
-    from runtime.llvm_emitter import ERROR_CELL, I64, LLVMEmitter, for_range
 
     fn = ir.Function(ir.Module(), ir.FunctionType(ir.VoidType(), [I64]), "k")
     b = ir.IRBuilder(fn.append_basic_block("entry"))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.runtime import compile_graph
 
 import graphc as gc
 from graphc.ops.registry import all_ops, normalize_attrs
-from runtime import compile_graph
 
 RNG = np.random.default_rng(0)
 TOL = {"f32": {"rtol": 1e-5, "atol": 1e-6}, "f64": {"rtol": 1e-12, "atol": 1e-14},
@@ -308,8 +308,7 @@ def test_stats_ir_and_asm():
 
 def test_avx512_when_host_has_it():
     import llvmlite.binding as llvm
-
-    from runtime.jit import host_target_machine  # noqa: F401
+    from graphc.runtime.jit import host_target_machine  # noqa: F401
 
     if "+avx512f" not in llvm.get_host_cpu_features().flatten():
         pytest.skip("host has no AVX-512")
@@ -343,9 +342,10 @@ def test_no_vector_scatters_on_x86():
 def test_a_loop_kernel_of_reshaped_outputs_loops_over_the_source_axes():
     """im2col's pattern: a kernel whose output is a reshape of a transposed view loops over
     the view's axes (no division of a flattened index) and stores at the same flat offsets."""
+    from graphc.runtime.emit.index_eval import IndexEval
+    from graphc.runtime.kernels.loop import _reshaped_from
+
     from graphc.pipeline import passes_for, run_pipeline
-    from runtime.fused import _reshaped_from
-    from runtime.index_eval import IndexEval
 
     b = gc.GraphBuilder("r")
     x = b.input("x", (6, 4, 5))

@@ -1,4 +1,4 @@
-"""A matmul with a one-hot left operand (runtime/scatter.py): the gather gradient's
+"""A matmul with a one-hot left operand (runtime/kernels/scatter.py): the gather gradient's
 one_hot(indices)ᵀ @ g is recognised and lowered as a scatter-add; results equal the
 interpreter's one-hot matmul, indices outside the table add nothing and write nothing, and
 an out-of-range token still raises where the forward gather reads it.
@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.passes.autodiff import grad
+from graphc.runtime.emit.index_eval import IndexEval
+from graphc.runtime.kernels.abi import Kernel
+from graphc.runtime.kernels.scatter import one_hot_rows
 from llvmlite import ir
 
 import graphc as gc
 from graphc.ops.registry import get_op
 from graphc.pipeline import passes_for, run_pipeline
-from passes.autodiff import grad
-from runtime.index_eval import IndexEval
-from runtime.kernels import Kernel
-from runtime.scatter import one_hot_rows
 
 RNG = np.random.default_rng(3)
 

@@ -2,10 +2,10 @@
 small kernels stay single-threaded; the thread count is configurable."""
 import numpy as np
 import pytest
+from graphc.models.mlp import build_mlp
 
 import graphc as gc
-import runtime
-from models.mlp import build_mlp
+from graphc import runtime
 
 
 @pytest.fixture

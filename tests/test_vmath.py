@@ -1,12 +1,12 @@
-"""The vectorised f32 transcendentals (runtime/vmath.py): measured maximum relative error
+"""The vectorised f32 transcendentals (runtime/emit/vmath.py): measured maximum relative error
 against float64 NumPy on dense grids, special values, and that loops over them vectorise."""
 import math
 
 import numpy as np
 import pytest
+from graphc.runtime.emit import vmath
 
 import graphc as gc
-from runtime import vmath
 
 
 def _erf(x):
@@ -65,9 +65,8 @@ def test_erf_and_its_derivative_share_one_exp():
     """erf's e**(-x²) is exp_f32(-(x * x)), the instructions of its derivative's (and GELU's)
     graph, so once optimised a function computing both has one exp (one floor) in it."""
     import llvmlite.binding as llvm
+    from graphc.runtime.jit import host_target_machine, optimize
     from llvmlite import ir
-
-    from runtime.jit import host_target_machine, optimize
 
     def count_floors(with_derivative: bool) -> int:
         module = ir.Module("t")

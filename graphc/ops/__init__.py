@@ -1,3 +1,2 @@
-"""The op registry and every op graphc knows (one OpDef per op)."""
-from . import activations, conv, elementwise, fused, linalg, nn, norm, pool, reduce, shape, source  # noqa: F401
-from .registry import NOT_DIFFERENTIABLE, OpDef, all_ops, get_op, register  # noqa: F401
+"""Ops: the registry (one OpDef per op), each op family's records, and the op-building API
+(`api`) that the records' gradients and users both call. `families` imports every family."""

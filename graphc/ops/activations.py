@@ -6,7 +6,7 @@ Input: nothing (imported for its side effect). Output: registered elementwise Op
   hard_sigmoid(alpha=0.2, beta=0.5), hard_swish, gelu(approximate="none"|"tanh")
   clip(x, min, max) (bounds are inputs), prelu(x, slope) (slope broadcasts to x)
   logical_and, logical_or, logical_xor, logical_not (bool)
-Each body runs on both scalar emitters (ops/scalar.py, runtime/llvm_emitter.py), so the
+Each body runs on both scalar emitters (ops/scalar.py, runtime/emit/emitter.py), so the
 interpreter's check and the compiled kernel share one definition.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..frontend import dsl as F
-from ..frontend import nn as N
-from ..types import FLOAT_DTYPES, TensorType
-from .elementwise import NUMERIC, _broadcast, _check_dtypes, _ew, _ignore
-from .registry import NOT_DIFFERENTIABLE
+from graphc.errors import ShapeError
+from graphc.ops import api as F
+from graphc.ops import api_nn as N
+from graphc.ops.elementwise import NUMERIC, _broadcast, _check_dtypes, _ew, _ignore
+from graphc.ops.registry import NOT_DIFFERENTIABLE
+from graphc.types import FLOAT_DTYPES, TensorType
 
 SQRT1_2 = 1 / math.sqrt(2)
 SQRT_2_PI = math.sqrt(2 / math.pi)  # gelu's tanh form
@@ -58,12 +58,12 @@ _ew("reciprocal", "1 / x", _ignore(lambda x: np.divide(1, x, dtype=x.dtype)),
 
 
 def _np_erf(x):
-    from .scalar import _erf
+    from graphc.ops.scalar import _erf
 
     return _erf(x)
 
 
-_ew("erf", "the error function (runtime/vmath.py in f32 kernels, libm erf in f64)", _np_erf,
+_ew("erf", "the error function (runtime/emit/vmath.py in f32 kernels, libm erf in f64)", _np_erf,
     lambda e, x: e.erf(x), lambda x, y, g: [g * (2 / math.sqrt(math.pi)) * F.exp(-(x * x))])
 _ew("is_nan", "x != x, giving bool", np.isnan, lambda e, x: e.ne(x, x), NOT_DIFFERENTIABLE,
     result="bool")
@@ -157,7 +157,7 @@ def _gelu(e, x, approximate):
 
 
 def _np_gelu(x, approximate):
-    from .scalar import NumpyEmitter
+    from graphc.ops.scalar import NumpyEmitter
 
     return NumpyEmitter().run(_gelu, x, approximate=approximate)
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..frontend import dsl as F
-from ..frontend import nn as N
-from ..types import FLOAT_DTYPES, TensorType
-from .registry import REQUIRED, OpDef, register
+from graphc.errors import ShapeError
+from graphc.ops import api as F
+from graphc.ops import api_nn as N
+from graphc.ops.registry import REQUIRED, OpDef, register
+from graphc.types import FLOAT_DTYPES, TensorType
 
 _WINDOW_ATTRS = {"strides": None, "pads": None, "dilations": None}
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import GraphcError, ShapeError
-from ..frontend import dsl as F
-from ..types import FLOAT_DTYPES, TensorType, broadcast_shapes
-from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.errors import GraphcError, ShapeError
+from graphc.ops import api as F
+from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.types import FLOAT_DTYPES, TensorType, broadcast_shapes
 
 NUMERIC = ("f32", "f64", "i64")
 

@@ -7,8 +7,8 @@ the indented body, and the interpreter runs it by interpreting the body.
 """
 from __future__ import annotations
 
-from ..errors import ShapeError
-from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.errors import ShapeError
+from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 
 KERNEL_KINDS = ("loop", "reduce", "matmul")
 
@@ -25,7 +25,7 @@ def _fused_rule(types, attrs):
 
 
 def _fused_reference(*arrays, body, kind):
-    from ..interpret import interpret
+    from graphc.interpret import interpret
 
     out = interpret(body, {i.name: a for i, a in zip(body.inputs, arrays)})
     return tuple(out[k] for k in body.outputs)

@@ -17,11 +17,11 @@ import math
 
 import numpy as np
 
-from ..errors import GraphcError, ShapeError
-from ..frontend import dsl as F
-from ..frontend import nn as N
-from ..types import FLOAT_DTYPES, TensorType
-from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.errors import GraphcError, ShapeError
+from graphc.ops import api as F
+from graphc.ops import api_nn as N
+from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.types import FLOAT_DTYPES, TensorType
 
 
 def _float(types, op: str) -> str:
@@ -262,7 +262,7 @@ def _mask_index_map(at, e, idx, in_types, out_type, shape, ratio, seed):
 
 
 def _mask_reference(step, shape, ratio, seed):
-    from .scalar import NumpyEmitter
+    from graphc.ops.scalar import NumpyEmitter
 
     idx = tuple(np.indices(shape)) if shape else ()
     e = NumpyEmitter()

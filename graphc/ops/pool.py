@@ -19,12 +19,12 @@ import functools
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..frontend import dsl as F
-from ..frontend import nn as N
-from ..types import FLOAT_DTYPES, TensorType
-from .conv import _windows_reference, check_window, geometry, out_size
-from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.errors import ShapeError
+from graphc.ops import api as F
+from graphc.ops import api_nn as N
+from graphc.ops.conv import _windows_reference, check_window, geometry, out_size
+from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.types import FLOAT_DTYPES, TensorType
 
 
 def pool_pads(size, kernel_shape, strides, pads, dilations, ceil_mode) -> tuple[int, ...]:

@@ -10,10 +10,10 @@ import warnings
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..frontend import dsl as F
-from ..types import FLOAT_DTYPES, TensorType
-from .registry import REQUIRED, OpDef, register
+from graphc.errors import ShapeError
+from graphc.ops import api as F
+from graphc.ops.registry import REQUIRED, OpDef, register
+from graphc.types import FLOAT_DTYPES, TensorType
 
 NUMERIC = ("f32", "f64", "i64")
 

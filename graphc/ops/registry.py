@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import GraphcError
+from graphc.errors import GraphcError
 
 KINDS = ("elementwise", "reduction", "matmul", "movement", "source", "composite", "fused")
 

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from ..errors import GraphcError
-from ..types import DTYPES
+from graphc.errors import GraphcError
+from graphc.types import DTYPES
 
 EMITTER_METHODS = (
     "add", "sub", "mul", "div", "neg", "exp", "log", "tanh", "sqrt", "pow", "max", "min",

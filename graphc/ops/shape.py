@@ -17,13 +17,13 @@ import math
 
 import numpy as np
 
-from ..errors import GraphcError, ShapeError
-from ..frontend import dsl as F
-from ..frontend import nn as N
-from ..types import FLOAT_DTYPES, TensorType
-from .nn import one_hot
-from .reduce import _ATTRS, NUMERIC, _max_bprop, _rule, highest
-from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.errors import GraphcError, ShapeError
+from graphc.ops import api as F
+from graphc.ops import api_nn as N
+from graphc.ops.losses import one_hot
+from graphc.ops.reduce import _ATTRS, NUMERIC, _max_bprop, _rule, highest
+from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.types import FLOAT_DTYPES, TensorType
 
 
 def norm_axis(axis: int, rank: int, op: str) -> int:
@@ -316,7 +316,7 @@ def _gather_index_map(at, e, idx, in_types, out_type, axis):
 
 def _gather_bprop(data, indices, y, g, axis):
     """Scatter-add as a one-hot matmul: d data[a, k, b] = sum_i [indices_i == k] g[a, i, b]
-    (the kernel emitter lowers a one-hot matmul as a scatter-add, runtime/scatter.py). Without
+    (the kernel emitter lowers a one-hot matmul as a scatter-add, runtime/kernels/scatter.py). Without
     leading axes it is 2-D, so for a [K, D] table it has the table's shape and an optimizer
     update joins it as its epilogue."""
     axis = axis % data.ndim

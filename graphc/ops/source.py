@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..types import TensorType
-from .registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.errors import ShapeError
+from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.types import TensorType
 
 
 def _constant_rule(types, attrs):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graphc.models.mlp import BENCH_SIZES, build_mlp
 
 import graphc as gc
-from models.mlp import BENCH_SIZES, build_mlp
 
 BATCH = 128
 

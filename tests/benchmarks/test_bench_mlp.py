@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 import pytest
+from graphc.models.mlp import numpy_sgd_step
 
 import graphc as gc
-from models.mlp import numpy_sgd_step
 
 LR = 0.1
 

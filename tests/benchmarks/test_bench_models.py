@@ -1,5 +1,5 @@
-"""Benchmarks: one SGD training step of every `graphc bench` model (models/bench_frameworks.py)
-under graphc and under the hand-written NumPy step (models/mlp.py, models/bench_numpy.py), from
+"""Benchmarks: one SGD training step of every `graphc bench` model (models/bench/frameworks.py)
+under graphc and under the hand-written NumPy step (models/mlp.py, models/bench/numpy_steps.py), from
 the same weights and batch, with FLOPs per step and graphc's compile time in `extra_info`.
 
 `pytest tests/benchmarks --benchmark-enable --benchmark-json=out.json` times them; in the normal
@@ -14,10 +14,9 @@ import time
 
 import numpy as np
 import pytest
-
-from graphc.bench import LR, training_flops
-from models.bench_frameworks import BENCH_MODELS, compile_graphc, make_batch, make_step, pack
-from models.bench_numpy import NUMPY_STEPS
+from graphc.models.bench.frameworks import BENCH_MODELS, compile_graphc, make_batch, make_step, pack
+from graphc.models.bench.harness import LR, training_flops
+from graphc.models.bench.numpy_steps import NUMPY_STEPS
 
 ROUNDS = {"mlp-large": 3, "encoder": 5}  # timed rounds when enabled (else DEFAULT_ROUNDS)
 DEFAULT_ROUNDS = 20

@@ -1,0 +1,4 @@
+"""`python -m graphc.cli`: the `graphc` command."""
+from graphc.cli import main
+
+raise SystemExit(main())

@@ -1,1 +1,0 @@
-"""Ways into graphc: the Python DSL (`dsl`, `layers`)."""

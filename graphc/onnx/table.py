@@ -1,0 +1,110 @@
+"""The ONNX op table and the driver that applies one ONNX node.
+
+Input: an ONNX node, the model's opset, its operands (Tensors or folded NumPy arrays) and its
+attributes. Output: one result per ONNX output. `OPS` is built from the function names of
+`onnx_ops` and `onnx_nn_ops`; `normalize` is the one place where opset differences are turned
+into the newest form; `STATIC` lists the operands that must be known at import time (shapes,
+axes, pads); nodes whose operands are all constant are folded with onnx's reference evaluator.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphc.builder import Tensor
+from graphc.errors import GraphcError
+from graphc.onnx import nn_ops as onnx_nn_ops
+from graphc.onnx import ops as onnx_ops
+
+OPS = {name: fn for module in (onnx_ops, onnx_nn_ops) for name, fn in vars(module).items()
+       if name[:1].isupper() and callable(fn) and getattr(fn, "__module__", "").startswith(
+           module.__name__.rsplit(".", 1)[0]) and not isinstance(fn, type)}
+
+# graphc ops an ONNX op cannot do without (until they are registered, the ONNX op is unsupported)
+REQUIRES = {"Conv": ("conv2d",), "MaxPool": ("max_pool", "max_pool_indices"),
+            "AveragePool": ("avg_pool",)}
+
+_REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1",
+           "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
+# operand positions that must be constant at import time
+STATIC = {"Reshape": (1,), "Expand": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Tile": (1,),
+          "Slice": (1, 2, 3, 4), "Split": (1,), "Pad": (1, 2, 3), "ConstantOfShape": (0,),
+          "Dropout": (1, 2), **{op: (1,) for op in _REDUCE}}
+# ops evaluated by their own function even when every operand is constant
+_SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size")
+# opset from which an attribute became an operand: (attribute, operand position, opset)
+_ATTRIBUTE_TO_INPUT = {**{op: ("axes", 1, 18) for op in _REDUCE}, "ReduceSum": ("axes", 1, 13),
+                       "Squeeze": ("axes", 1, 13), "Unsqueeze": ("axes", 1, 13),
+                       "Split": ("split", 1, 13)}
+
+
+def supported(op_type: str) -> bool:
+    return op_type in OPS and all(onnx_ops.has(op) for op in REQUIRES.get(op_type, ()))
+
+
+def normalize(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple[list, dict]:
+    """Older opsets' forms moved to the newest: attributes that became operands become operands.
+
+    (Opsets below 13 were already converted by onnx's version converter, which also covers
+    Clip's min/max, Pad's pads and Dropout's ratio becoming operands.)"""
+    op_type = node.op_type
+    if op_type == "Split" and len(inputs) < 2 and "split" not in attrs and \
+            "num_outputs" not in attrs:
+        attrs["num_outputs"] = len(node.output)  # opset 13-17: equal parts, one per output
+    if op_type in _ATTRIBUTE_TO_INPUT:
+        name, position, since = _ATTRIBUTE_TO_INPUT[op_type]
+        if name in attrs and opset < since:
+            inputs = list(inputs) + [None] * (position + 1 - len(inputs))
+            inputs[position] = np.asarray(attrs.pop(name), np.int64)
+    return inputs, attrs
+
+
+def normalize_static(node: onnx.NodeProto) -> tuple[int, ...]:
+    """Positions of `node`'s operands that must be constant at import time."""
+    return STATIC.get(node.op_type, ())
+
+
+def fold(node: onnx.NodeProto, opset: int, inputs: list) -> tuple[np.ndarray, ...]:
+    """Evaluate a node whose operands are all constant with onnx's reference implementation."""
+    from onnx.reference import ReferenceEvaluator
+
+    feeds = {name: x for name, x in zip(node.input, inputs) if name}
+    try:
+        results = ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
+    except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
+        raise GraphcError(f"cannot fold constant {node.op_type}: {err}") from None
+    return tuple(np.asarray(r) for r in results)
+
+
+def _static(x: Any, position: int, op_type: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        init = x.builder.initializers.get(x.name)
+        if init is None:
+            raise GraphcError(f"{op_type}: operand {position} must be known at import time "
+                              f"(graphc shapes are static), but it is computed by the graph")
+        return np.asarray(init)
+    return x
+
+
+def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
+    """Apply the op of `node`; returns one result (Tensor or array) per produced output."""
+    op_type = node.op_type
+    inputs, attrs = normalize(node, opset, inputs, attrs)
+    if op_type not in _SELF_FOLDED and all(x is None or isinstance(x, np.ndarray)
+                                           for x in inputs):
+        return fold(node, opset, inputs)
+    static = STATIC.get(op_type, ())
+    builder = next((x.builder for x in inputs if isinstance(x, Tensor)), None)
+    args = []
+    for k, x in enumerate(inputs):
+        if k in static and x is not None:
+            x = _static(x, k, op_type)
+        elif isinstance(x, np.ndarray) and builder is not None:
+            x = onnx_ops.const(builder, x)
+        args.append(x)
+    while args and args[-1] is None:
+        args.pop()
+    result = OPS[op_type](*args, **attrs)
+    return result if isinstance(result, tuple) else (result,)

@@ -1,0 +1,2 @@
+"""Kernel emitters: the kernel ABI, loop nests of fused bodies, reductions, scatters and
+the packed GEMM."""
