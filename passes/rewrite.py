@@ -1,17 +1,23 @@
-"""The generic node-by-node rewrite driver every transforming pass is built on.
+"""The rewrite drivers every transforming pass is built on (a helper, not a pass).
 
-Input: a Graph and a rule `rule(builder, node, inputs) -> Tensor | tuple | None`.
+Input: a Graph and a rule `rule(builder, node, inputs) -> Tensor | tuple | None` (a function, or
+a `PatternTable` from graphc.passes.patterns).
 Output: a new Graph in which each node the rule answers for is replaced by the tensors it built
-(attributed to the node's location) and every other node is copied with remapped inputs.
+(attributed to the node's location) and every other node is copied with remapped inputs:
+`rewrite` makes one sweep in graph order, `rewrite_to_fixed_point` sweeps until the rule answers
+for no node. Nodes a replacement leaves unread stay; `dce` drops them.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from graphc.builder import GraphBuilder, Tensor
+from graphc.errors import GraphcError
 from graphc.ir import Graph, Node, Value
 
 Rule = Callable[[GraphBuilder, Node, list[Tensor]], "Tensor | tuple | None"]
+
+MAX_SWEEPS = 100  # a rule set that still answers after this many sweeps rewrites in a cycle
 
 
 def rewrite(graph: Graph, rule: Rule) -> Graph:
@@ -35,3 +41,22 @@ def rewrite(graph: Graph, rule: Rule) -> Graph:
     return Graph(graph.name, graph.inputs, tuple(b.nodes),
                  {k: env[v] for k, v in graph.outputs.items()},
                  {k: env[v] for k, v in graph.updates.items()}, graph.initializers)
+
+
+def rewrite_to_fixed_point(graph: Graph, rule: Rule) -> Graph:
+    """Sweep `rewrite` until a sweep in which `rule` answers for no node."""
+    for _ in range(MAX_SWEEPS):
+        answered = False
+
+        def counting(b: GraphBuilder, node: Node, inputs: list[Tensor]) -> Tensor | tuple | None:
+            nonlocal answered
+            result = rule(b, node, inputs)
+            answered = answered or result is not None
+            return result
+
+        new = rewrite(graph, counting)
+        if not answered:
+            return new
+        graph = new
+    raise GraphcError(f"rewrite of graph {graph.name!r} did not reach a fixed point in "
+                      f"{MAX_SWEEPS} sweeps: its rules rewrite in a cycle")

@@ -1,61 +1,46 @@
 """Local simplification, common-subexpression elimination and dead-code elimination.
 
 Input: a Graph. Output: an equivalent Graph. `simplify` folds small constant expressions and runs
-the pattern table below to a fixed point; `cse` merges nodes with the same op, inputs and attributes; `dce` drops nodes whose values
-reach no output or update.
+the pattern table below to a fixed point; `cse` merges nodes with the same op, inputs and
+attributes; `dce` drops nodes whose values reach no output or update.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
-from graphc.passes.rewrite import rewrite
+from graphc.passes.patterns import Pat, PatternTable
+from graphc.passes.rewrite import rewrite, rewrite_to_fixed_point
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.ir import Graph, Node
 from graphc.ops.registry import get_op
 
 
-def _const(b: GraphBuilder, t: Tensor):
-    """The scalar value of a constant tensor whose elements are all equal, else None."""
-    producer = b.producer.get(t.value)
-    if producer is None or producer.op != "constant" or not producer.attrs["value"]:
-        return None
-    values = set(producer.attrs["value"])
-    return values.pop() if len(values) == 1 else None
+def _identity_perm(attrs: Mapping[str, Any]) -> bool:
+    return attrs["perm"] == tuple(range(len(attrs["perm"])))
 
 
-def _same(node: Node, t: Tensor) -> bool:
-    return t.type == node.output.type
-
-
-# Each rule: (op, test(b, node, inputs) -> replacement tensor or None). One to three lines each.
-PATTERNS = [
-    ("mul", lambda b, n, a: a[0] if _const(b, a[1]) == 1 and _same(n, a[0]) else None),
-    ("mul", lambda b, n, a: a[1] if _const(b, a[0]) == 1 and _same(n, a[1]) else None),
-    ("div", lambda b, n, a: a[0] if _const(b, a[1]) == 1 and _same(n, a[0]) else None),
-    ("add", lambda b, n, a: a[0] if _const(b, a[1]) == 0 and _same(n, a[0]) else None),
-    ("add", lambda b, n, a: a[1] if _const(b, a[0]) == 0 and _same(n, a[1]) else None),
-    ("sub", lambda b, n, a: a[0] if _const(b, a[1]) == 0 and _same(n, a[0]) else None),
-    ("neg", lambda b, n, a: _negated(b, a[0])),
-    ("broadcast_to", lambda b, n, a: a[0] if _same(n, a[0]) else None),
-    ("reshape", lambda b, n, a: a[0] if _same(n, a[0]) else None),
-    ("transpose", lambda b, n, a: a[0] if n.attrs["perm"] == tuple(range(len(n.attrs["perm"])))
-     else None),
-]
-_BY_OP: dict[str, list] = {}
-for _op, _fn in PATTERNS:
-    _BY_OP.setdefault(_op, []).append(_fn)
-
-
-def _negated(b: GraphBuilder, t: Tensor):
-    """neg(neg(x)) -> x."""
-    producer = b.producer.get(t.value)
-    return Tensor(b, producer.inputs[0]) if producer is not None and producer.op == "neg" else None
-
+x = Pat.var("x")
+# The table applies a replacement only if it has the node's type: `x * 1` where the constant
+# broadcasts `x` to a larger shape stays, and so does a broadcast_to or reshape that changes it.
+RULES = PatternTable([
+    (x * 1, lambda x: x),
+    (x / 1, lambda x: x),
+    (x + 0, lambda x: x),
+    (x - 0, lambda x: x),
+    (Pat("neg", -x), lambda x: x),
+    (Pat("broadcast_to", x), lambda x: x),
+    (Pat("reshape", x), lambda x: x),
+    (Pat("transpose", x, attrs=_identity_perm), lambda x: x),
+])
+del x
 
 FOLD_MAX_ELEMENTS = 16  # fold small constant expressions only; large ones stay computed
 
 
-def _fold(b: GraphBuilder, node: Node, inputs: list[Tensor]):
+def _fold(b: GraphBuilder, node: Node, inputs: list[Tensor]) -> Tensor | None:
     """An op whose inputs are all constants and whose result is small becomes a constant."""
     producers = [b.producer.get(t.value) for t in inputs]
     if not inputs or any(p is None or p.op != "constant" for p in producers):
@@ -68,31 +53,22 @@ def _fold(b: GraphBuilder, node: Node, inputs: list[Tensor]):
     return b.lift(value)
 
 
+def _fold_or_match(b: GraphBuilder, node: Node, inputs: list[Tensor]) -> Tensor | tuple | None:
+    folded = _fold(b, node, inputs)
+    return folded if folded is not None else RULES(b, node, inputs)
+
+
 def simplify(graph: Graph) -> Graph:
     """Needs a verified graph; folds small constant expressions and applies the algebraic
     pattern table until nothing changes."""
-    def rule(b, node, inputs):
-        folded = _fold(b, node, inputs)
-        if folded is not None:
-            return folded
-        for fn in _BY_OP.get(node.op, ()):
-            out = fn(b, node, inputs)
-            if out is not None:
-                return out
-        return None
-
-    while True:
-        new = dce(rewrite(graph, rule))
-        if len(new.nodes) == len(graph.nodes):
-            return new
-        graph = new
+    return dce(rewrite_to_fixed_point(graph, _fold_or_match))
 
 
 def cse(graph: Graph) -> Graph:
     """Needs a verified graph; merges nodes computing the same op on the same inputs."""
     seen: dict[tuple, Node] = {}
 
-    def rule(b, node, inputs):
+    def rule(b: GraphBuilder, node: Node, inputs: list[Tensor]) -> tuple | None:
         key = (node.op, tuple(t.value for t in inputs), tuple(sorted(node.attrs.items())))
         if key in seen:
             return tuple(Tensor(b, v) for v in seen[key].outputs)
