@@ -18,6 +18,7 @@ from graphc.errors import GraphcError, ShapeError, located
 from graphc.ir import Graph, GraphInput, Node, Value
 from graphc.ops.registry import get_op, normalize_attrs
 from graphc.types import TensorType, dtype_name
+from graphc.verify import verify as verify_graph
 
 _PACKAGE_DIRS = tuple(
     os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep + pkg + os.sep
@@ -243,8 +244,6 @@ class GraphBuilder:
             initializers=dict(self.initializers),
         )
         if verify:
-            from graphc.verify import verify as verify_graph
-
             verify_graph(graph)
         return graph
 

@@ -15,7 +15,15 @@ class ShapeError(GraphcError):
 
 
 class VerifyError(GraphcError):
-    """A graph breaks an IR invariant (SSA order, types, attributes)."""
+    """A graph breaks an IR invariant (SSA order, types, attributes).
+
+    `subject` is the part of the graph at fault: the Node, or `("input" | "output" | "update",
+    name)`; None when no single part is. The parser maps it back to the line of the text.
+    """
+
+    def __init__(self, message: str, subject: object = None):
+        super().__init__(message)
+        self.subject = subject
 
 
 class ParseError(GraphcError):

@@ -3,6 +3,9 @@
 Input: values, nodes (op name, inputs, attributes, outputs, location) built by the DSL, a parser,
 an importer or a pass. Output: a `Graph` in topological order with role-tagged inputs, named
 outputs and in-place state updates; use maps are derived on demand and cached.
+
+`Graph.to_text()` (and `str(graph)`) is the text form of graphc.text.printer, which this module
+imports; the printer imports nothing of graphc at run time, so the dependency runs one way.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.text.printer import print_graph
 from graphc.types import TensorType
 
 ROLES = ("input", "param", "state")
@@ -48,6 +52,12 @@ class Node:
     @property
     def output(self) -> Value:
         return self.outputs[0]
+
+    @property
+    def body(self) -> Graph | None:
+        """The graph a fused kernel runs (its `body` attribute); None for other nodes."""
+        body = self.attrs.get("body")
+        return body if isinstance(body, Graph) else None
 
 
 @dataclass(frozen=True)
@@ -114,8 +124,6 @@ class Graph:
         return out
 
     def to_text(self) -> str:
-        from graphc.text.printer import print_graph
-
         return print_graph(self)
 
     def __str__(self) -> str:

@@ -6,6 +6,8 @@ each op's bprop (ordinary graph ops, so the result can be differentiated again).
 """
 from __future__ import annotations
 
+from graphc.passes.simplify import dce
+
 from graphc.builder import GraphBuilder, Tensor
 from graphc.errors import GradientError, GraphcError
 from graphc.ir import Graph, Node, Value
@@ -99,8 +101,6 @@ def backprop(graph: Graph, output: str, wrt: list[str]) -> tuple[GraphBuilder, d
 def grad(graph: Graph, output: str, wrt: list[str]) -> Graph:
     """Needs a verified graph; returns a graph with the same inputs and one output per name in
     `wrt`, named like it, holding d output / d name."""
-    from graphc.passes.simplify import dce
-
     b, _, grads = backprop(graph, output, list(wrt))
     return dce(b.build(outputs=grads))
 
@@ -108,8 +108,6 @@ def grad(graph: Graph, output: str, wrt: list[str]) -> Graph:
 def value_and_grad(graph: Graph, output: str, wrt: list[str]) -> Graph:
     """Like `grad`, plus the differentiated value itself under its own name; gradients are
     named `grad:NAME`."""
-    from graphc.passes.simplify import dce
-
     b, tensors, grads = backprop(graph, output, list(wrt))
     value = tensors[(graph.outputs.get(output) or graph.values[output]).name]
     outs = {output: value, **{f"grad:{k}": v for k, v in grads.items()}}

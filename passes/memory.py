@@ -12,10 +12,11 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-ALIGN = 64
+ALIGN = 64  # bytes, a cache line: arena offsets and run-time buffer addresses are multiples
 
 
 def aligned(n: int) -> int:
+    """`n` rounded up to a multiple of ALIGN."""
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 

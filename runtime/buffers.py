@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from graphc.passes.memory import MemoryPlan
+from graphc.passes.memory import ALIGN, Interval, MemoryPlan, aligned, plan_intervals
+from graphc.passes.schedule import intervals
 from graphc.runtime.kernels.abi import LOWERED_KINDS
 from graphc.runtime.kernels.loop import scratch_bytes, writes_in_place_ok
 from graphc.runtime.parallel import kernel_parts
@@ -19,8 +20,6 @@ from graphc.errors import CompileError, GraphcError, located
 from graphc.ir import Graph, Value
 from graphc.ops.registry import get_op
 from graphc.text.printer import format_node
-
-ALIGN = 64
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,6 @@ class BufferPlan:
     def const_slot(self) -> int:
         """The params slot holding the constants buffer's address."""
         return len(self.param_slots)
-
-
-def _aligned(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
 def check_lowerable(graph: Graph) -> None:
@@ -109,11 +104,11 @@ def evaluate_sources(graph: Graph) -> dict[Value, np.ndarray]:
 
 
 def pack(arrays: dict[Value, np.ndarray]) -> tuple[np.ndarray, dict[Value, int]]:
-    """Concatenate arrays at 64-byte aligned offsets into one uint8 buffer."""
+    """Concatenate arrays at ALIGN-byte aligned offsets into one uint8 buffer."""
     offsets, size = {}, 0
     for v, a in arrays.items():
         offsets[v] = size
-        size = _aligned(size + a.nbytes)
+        size = aligned(size + a.nbytes)
     buffer = aligned_empty(size)
     for v, a in arrays.items():
         buffer[offsets[v]:offsets[v] + a.nbytes] = a.reshape(-1).view(np.uint8)
@@ -121,7 +116,7 @@ def pack(arrays: dict[Value, np.ndarray]) -> tuple[np.ndarray, dict[Value, int]]
 
 
 def aligned_empty(nbytes: int) -> np.ndarray:
-    """A zeroed uint8 buffer whose data pointer is 64-byte aligned."""
+    """A zeroed uint8 buffer whose data pointer is ALIGN-byte aligned."""
     raw = np.zeros(nbytes + ALIGN, np.uint8)
     skip = -raw.ctypes.data % ALIGN
     return raw[skip:skip + nbytes]
@@ -202,9 +197,6 @@ def _scratch_users(graph: Graph, parts: dict[int, int]) -> dict[int, int]:
 def _place_arena(graph: Graph, values: list[Value], parts: dict[int, int]) -> MemoryPlan:
     """Offsets for the arena values over the kernel order (dead memory reused); a kernel's
     scratch memory is one more buffer, live only during that kernel."""
-    from graphc.passes.memory import Interval, plan_intervals
-    from graphc.passes.schedule import intervals
-
     wanted = {v.name for v in values}
     spans = [iv for iv in intervals(graph, list(graph.nodes)) if iv.name in wanted]
     spans += [Interval(f"{SCRATCH}{k}", size, k, k)
@@ -217,9 +209,8 @@ def naive_bytes(graph: Graph) -> int:
     unplanned footprint)."""
     total = 0
     for node in graph.nodes:
-        body = node.attrs.get("body")
-        if isinstance(body, Graph):
-            total += naive_bytes(body)
+        if node.body is not None:
+            total += naive_bytes(node.body)
         elif get_op(node.op).kind != "source":
             total += sum(v.type.nbytes for v in node.outputs)
     return total
@@ -239,7 +230,7 @@ def _plan_end_copies(graph: Graph, plan: BufferPlan) -> None:
         if _is_old_value_of_updated(graph, v):
             # the old value of another updated param: snapshot it before anything writes
             snap = Loc("arena", plan.arena_bytes)
-            plan.arena_bytes = _aligned(plan.arena_bytes + v.type.nbytes)
+            plan.arena_bytes = aligned(plan.arena_bytes + v.type.nbytes)
             plan.start_copies.append((src, snap, v.type.nbytes))
             src = snap
         plan.end_copies.append((src, dst, v.type.nbytes))

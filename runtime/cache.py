@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import llvmlite
 import llvmlite.binding as llvm
+from graphc.runtime.target import host_cpu
 
 MAGIC = b"GRAPHC-OBJ-2\n"
 DEFAULT_MAX_MB = 256
@@ -44,9 +45,6 @@ def _codegen_fingerprint() -> str:
     them invalidates every entry."""
     h = hashlib.sha256()
     h.update(f"{llvmlite.__version__}|{llvm.llvm_version_info}|".encode())
-    llvm.initialize_native_target()
-    from graphc.runtime.jit import host_cpu
-
     cpu, features = host_cpu()
     h.update(f"{llvm.get_process_triple()}|{cpu}|{features}|".encode())
     root = pathlib.Path(__file__).resolve().parent.parent

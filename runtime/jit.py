@@ -1,4 +1,4 @@
-"""JIT compilation of lowered modules for the host CPU.
+"""JIT compilation of lowered modules for the host CPU (target.py says which CPU).
 
 Input: the LLVM IR text of the modules lower.py builds (an entry module and kernel modules).
 Output: a `JitModule` holding one MCJIT engine loaded with the object file of every module (kept
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from graphc.runtime import cache
 from graphc.runtime.lower import ModuleText
+from graphc.runtime.target import host_target_machine
 from llvmlite.binding import ffi
 
 from graphc.errors import CompileError
@@ -32,42 +33,14 @@ _LIBM_SYMBOLS = ("tanhf", "tanh", "expf", "exp", "logf", "log", "powf", "pow", "
 
 
 @functools.cache
-def _init_llvm() -> None:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
+def _link_host_symbols() -> None:
+    """Make the C library functions the kernels call resolvable by the JIT's linker (once)."""
     libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
     for name in _LIBM_SYMBOLS:
         llvm.add_symbol(name, ctypes.cast(getattr(libm, name), ctypes.c_void_p).value)
     libc = ctypes.CDLL(None)  # the fork/join of parallel kernels (runtime/parallel.py)
     for name in ("pthread_create", "pthread_join"):
         llvm.add_symbol(name, ctypes.cast(getattr(libc, name), ctypes.c_void_p).value)
-
-
-# AVX-512 scatters are microcoded on AMD cores: LeNet's 2x2 pool, vectorised with scattered
-# mask stores, took 268 us a step against 121 us with this tuning (whole LeNet step 2.58 ->
-# 2.43 ms, thread time, same process order); gathers stay (col2im: 279 us with, 567 without).
-_X86_TUNING = ",+prefer-no-scatter"
-
-
-@functools.cache
-def host_cpu() -> tuple[str, str]:
-    """The CPU name and the feature string code is generated for (the cache keys on both)."""
-    _init_llvm()
-    features = llvm.get_host_cpu_features().flatten()
-    if llvm.get_process_triple().startswith(("x86_64", "i386", "i686")):
-        features += _X86_TUNING
-    return llvm.get_host_cpu_name(), features
-
-
-def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
-    """A new target machine for this CPU (its name and features) at code generation level `opt`.
-
-    Not shared: an MCJIT engine takes ownership of its target machine and frees it.
-    """
-    cpu, features = host_cpu()
-    target = llvm.Target.from_triple(llvm.get_process_triple())
-    return target.create_target_machine(cpu=cpu, features=features, opt=opt,
-                                        codemodel="jitdefault")
 
 
 def compile_workers() -> int:
@@ -183,6 +156,7 @@ class JitModule:
             if key:
                 cache.store(key, objects)
         t0 = time.perf_counter()
+        _link_host_symbols()
         self._tm = host_target_machine()
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._tm)
         for data in objects:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from graphc.runtime.emit.emitter import I8, I64
+from graphc.runtime.kernels.gemm import tiles
 from llvmlite import ir
 
 from graphc.errors import GraphcError
@@ -57,8 +58,6 @@ def kernel_parts(node: Node, threads: int) -> int:
         batches *= d
     if 2 * batches * m * n * k < PARALLEL_MIN_FLOPS:
         return 1
-    from graphc.runtime.kernels.gemm import tiles
-
     nr = tiles(mm.output.type.dtype)[2]
     return max(1, min(threads, -(-n // nr)))
 

@@ -1,6 +1,6 @@
 """This core's f32 FMA ceiling, measured now: what a step's GFLOP/s should be compared with.
 
-Input: nothing but the host (its vector width from gemm.host_vector_lanes). Output:
+Input: nothing but the host (its vector width from target.host_vector_lanes). Output:
 `fma_peak_gflops()`, the GFLOP/s one thread reaches on a JIT-compiled loop of ACCUMULATORS
 independent vector FMA chains (more than the FMA latency times the FMA units, so the loop is
 bound by FMA throughput alone), and `fma_loop(n)`, the loop itself, whose result says it ran.
@@ -17,8 +17,8 @@ import functools
 import time
 
 import llvmlite.binding as llvm
-from graphc.runtime.jit import host_target_machine
-from graphc.runtime.kernels.gemm import _vector_fma, host_vector_lanes, lanes_name
+from graphc.runtime.kernels.gemm import _vector_fma, lanes_name
+from graphc.runtime.target import host_target_machine, host_vector_lanes
 from llvmlite import ir
 
 ACCUMULATORS = 12

@@ -5,8 +5,7 @@ import re
 import llvmlite.binding as llvm
 import pytest
 from graphc.runtime import peak
-from graphc.runtime.jit import host_target_machine
-from graphc.runtime.kernels.gemm import host_vector_lanes
+from graphc.runtime.target import host_target_machine, host_vector_lanes
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 1000])

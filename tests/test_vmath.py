@@ -65,7 +65,8 @@ def test_erf_and_its_derivative_share_one_exp():
     """erf's e**(-x²) is exp_f32(-(x * x)), the instructions of its derivative's (and GELU's)
     graph, so once optimised a function computing both has one exp (one floor) in it."""
     import llvmlite.binding as llvm
-    from graphc.runtime.jit import host_target_machine, optimize
+    from graphc.runtime.jit import optimize
+    from graphc.runtime.target import host_target_machine
     from llvmlite import ir
 
     def count_floors(with_derivative: bool) -> int:

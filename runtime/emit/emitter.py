@@ -1,7 +1,7 @@
 """The LLVM scalar emitter and loop-nest helpers that kernels are built from.
 
 Input: an llvmlite `IRBuilder` positioned inside a kernel, scalar llvmlite values (f32/f64/i64 or
-i1 for bool), static shapes and element strides. Output: instructions with NumPy semantics for
+i1 for bool) and loop bounds. Output: instructions with NumPy semantics for
 every method of `graphc.ops.scalar.EMITTER_METHODS`, typed loads/stores (bool is i8 in memory,
 i1 in registers) and counted loops as context managers.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from graphc.runtime.emit import vmath
 from llvmlite import ir
@@ -273,53 +273,3 @@ def for_span(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, name: str = "s") -> It
     b.branch(head)
     b.position_at_end(done)
 
-
-def coalesce(shape: Sequence[int], strides: Sequence[Sequence[int]]):
-    """Drop size-1 dims and merge adjacent dims that every operand walks contiguously.
-
-    `strides[k][d]` is operand k's element stride along dim d. Returns (shape, strides) of the
-    simplified iteration space, so the innermost loop is as long as possible.
-    """
-    dims = [(n, [s[d] for s in strides]) for d, n in enumerate(shape) if n != 1]
-    merged: list[tuple[int, list[int]]] = []
-    for n, st in dims:
-        if merged and all(po == so * n for po, so in zip(merged[-1][1], st)):
-            merged[-1] = (merged[-1][0] * n, st)
-        else:
-            merged.append((n, st))
-    new_shape = tuple(n for n, _ in merged)
-    new_strides = [tuple(st[k] for _, st in merged) for k in range(len(strides))]
-    return new_shape, new_strides
-
-
-@contextlib.contextmanager
-def strided_nest(b: ir.IRBuilder, shape: Sequence[int],
-                 strides: Sequence[Sequence[int]]) -> Iterator[list[ir.Value]]:
-    """Loops over `shape` (row-major, innermost last); yields each operand's element index."""
-    shape, strides = coalesce(shape, strides)
-    with contextlib.ExitStack() as stack:
-        offsets = [ir.Constant(I64, 0) for _ in strides]
-        for d, n in enumerate(shape):
-            i = stack.enter_context(for_range(b, n, name=f"d{d}"))
-            offsets = [_axpy(b, i, st[d], off) for st, off in zip(strides, offsets)]
-        yield offsets
-
-
-def _axpy(b: ir.IRBuilder, i: ir.Value, stride: int, offset: ir.Value) -> ir.Value:
-    if stride == 0:
-        return offset
-    term = i if stride == 1 else b.mul(i, ir.Constant(I64, stride), flags=("nsw",))
-    if isinstance(offset, ir.Constant) and offset.constant == 0:
-        return term
-    return b.add(offset, term, flags=("nsw",))
-
-
-def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...]:
-    """Element strides reading a row-major `in_shape` array broadcast to `out_shape`."""
-    strides, acc = [], 1
-    for d in reversed(in_shape):
-        strides.append(acc if d != 1 else 0)
-        acc *= d
-    strides.reverse()
-    pad = len(out_shape) - len(in_shape)
-    return (0,) * pad + tuple(strides)

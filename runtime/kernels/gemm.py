@@ -10,26 +10,12 @@ come from the host's features: AVX-512 (16 lanes), AVX2 (8) or a generic 4-lane 
 """
 from __future__ import annotations
 
-import functools
-
-import llvmlite.binding as llvm
 from graphc.runtime.emit.emitter import I64, MEM_TYPES, constant, for_range, for_span, load, store
 from graphc.runtime.kernels.pack import PackB
+from graphc.runtime.target import host_vector_lanes
 from llvmlite import ir
 
 from graphc.types import TensorType
-
-
-@functools.cache
-def host_vector_lanes() -> int:
-    """f32 lanes of the widest vector unit the host has."""
-    llvm.initialize_native_target()
-    features = llvm.get_host_cpu_features()
-    if features.get("avx512f"):
-        return 16
-    if features.get("avx2"):
-        return 8
-    return 4
 
 
 def _itemsize(dtype: str) -> int:
