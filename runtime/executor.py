@@ -1,9 +1,10 @@
-"""The executable: persistent buffers, cached pointer tables and the one native call per run.
+"""The native executable: persistent buffers, cached pointer tables, one native call per run.
 
-Input: a Graph, its BufferPlan and the JitModule holding `graphc_main`. Output: `Executable`
-whose `run(feeds)` validates feeds, fills the io pointer table (no copies for contiguous feeds of
-the right dtype), calls the native step once and returns fresh output arrays; params and state
-live in persistent buffers that the step updates in place.
+Input: a Graph, its BufferPlan and the JitModule holding `graphc_main`. Output:
+`NativeExecutable`, whose `run(feeds)` validates feeds, fills the io pointer table (no copies
+for contiguous feeds of the right dtype), calls the native step once and returns fresh output
+arrays; params and state live in persistent buffers that the step updates in place. (The public
+`graphc.Executable` of graphc/compile.py wraps one.)
 """
 from __future__ import annotations
 
@@ -46,12 +47,12 @@ def persistent_buffers(graph: Graph) -> dict[str, np.ndarray]:
     return out
 
 
-class Executable:
+class NativeExecutable:
     """A compiled graph: `run(feeds) -> outputs`, with persistent `params`.
 
     `params` is a read-only mapping of the persistent buffers (assign into them with
     `exe.params["w"][...] = value`). `run` reuses one arena and pointer tables, so an
-    Executable must not be run from two threads at once.
+    NativeExecutable must not be run from two threads at once.
     """
 
     def __init__(self, graph: Graph, plan: BufferPlan, jit: JitModule, stats: dict):
@@ -198,4 +199,4 @@ class Executable:
         return swapped
 
     def __repr__(self) -> str:
-        return f"<Executable {self.graph.name}: {self.stats.get('kernels')} kernels>"
+        return f"<NativeExecutable {self.graph.name}: {self.stats.get('kernels')} kernels>"

@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from graphc.runtime import cache
+from graphc.runtime import cache, stages
 
 import graphc as gc
-from graphc import runtime
 
 
 def small_graph(scale=2.0):
@@ -97,13 +96,13 @@ def two_kernels():
 
 
 def test_an_entry_holds_every_module(cache_dir, monkeypatch):
-    monkeypatch.setattr(runtime, "compile_workers", lambda: 2)
+    monkeypatch.setattr(stages, "compile_workers", lambda: 2)
     first = gc.compile(two_kernels())
     assert first.stats["llvm_modules"] >= 3  # the entry and two kernel modules
     (entry,) = entries(cache_dir)
     objects = cache.load(entry.stem)
     assert len(objects) == first.stats["llvm_modules"]
-    monkeypatch.setattr(runtime, "compile_workers", lambda: 1)  # a hit does not depend on it
+    monkeypatch.setattr(stages, "compile_workers", lambda: 1)  # a hit does not depend on it
     second = gc.compile(two_kernels())
     assert second.stats["cached"] and second.stats["llvm_modules"] == len(objects)
     for name, value in first.run(FEEDS).items():

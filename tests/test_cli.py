@@ -13,6 +13,7 @@ import pytest
 import graphc as gc
 from graphc import pipeline
 from graphc.cli import format_report, main
+from tests.golden import check_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,12 +57,51 @@ def test_compile_train_step_graph_has_updates(capsys, text_graph):
     assert "update %w = " in out and "adam.step" in out
 
 
-def test_print_after_all_prints_every_pass(capsys):
+def test_print_after_all_prints_every_stage_with_a_text_form(capsys):
     code, out, _ = run(capsys, "compile", "mlp", "--train", "--print-after", "all")
     assert code == 0
     train = ("loss", gc.optim.SGD(lr=0.1, momentum=0.9))
-    names = [name for name, _ in pipeline.passes_for(train=train)]
+    names = [name for name, _ in pipeline.passes_for(train=train, through="lower")]
+    assert names[-3:] == ["schedule", "plan", "lower"]
     assert [line.split()[3] for line in out.splitlines() if line.startswith("// -----")] == names
+
+
+def test_print_after_plan_prints_every_buffer_and_the_plan_bytes(capsys, text_graph):
+    code, out, _ = run(capsys, "compile", text_graph, "--train", "--print-after", "plan")
+    assert code == 0 and out.count("// ----- after") == 1
+    check_lines(out, """
+        // ----- after plan -----
+        plan tiny: 3 kernels
+        naive_bytes
+        %x: f32[4,3]  io[0]  live in..
+        %w: f32[3,2]  param[0]  live in..
+        io[1] (output loss)  live 2..end
+        param[0] (in place of w)  live 3..end
+        NOT: define
+    """)
+    code, report, _ = run(capsys, "compile", text_graph, "--train", "--report")
+    stats = dict(line.split(None, 1) for line in report.splitlines())
+    for key in ("naive_bytes", "planned_bytes", "lower_bound_bytes"):  # the same plan
+        assert f"{key} {stats[key].split()[0]}" in out
+
+
+def test_print_after_lower_prints_the_entry_and_kernels_llvm_ir(capsys, text_graph):
+    code, out, _ = run(capsys, "compile", text_graph, "--train", "--print-after", "lower")
+    assert code == 0 and out.count("// ----- after") == 1
+    assert out.startswith("// ----- after lower -----\n")
+    check_lines(out, """
+        define void @"graphc_main"(i8* noalias %"arena", i8** %"params", i8** %"io")
+        define void @"k1_fused"
+    """)
+
+
+def test_stop_after_plan_prints_the_plan_and_compiles_no_further(capsys, text_graph):
+    code, out, _ = run(capsys, "compile", text_graph, "--train", "--stop-after", "plan",
+                       "--report")
+    assert code == 0 and out.startswith("plan tiny: 3 kernels")
+    assert "lower_bound_bytes" in out and "define" not in out and "jit_seconds" not in out
+    code, out, _ = run(capsys, "compile", text_graph, "--stop-after", "lower")
+    assert code == 0 and out.startswith("; ModuleID") and "define void @\"graphc_main\"" in out
 
 
 def test_print_after_one_pass_and_stop_after(capsys):

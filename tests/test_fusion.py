@@ -13,8 +13,9 @@ from graphc.passes.fusion import fuse, kernel_count
 from graphc.runtime import compile_graph
 
 import graphc as gc
+from graphc.compile import Executable
 from graphc.ir import Graph
-from graphc.pipeline import Executable, passes_for, run_pipeline
+from graphc.pipeline import passes_for, run_pipeline
 from tests.golden import check_lines
 
 RNG = np.random.default_rng(0)

@@ -14,7 +14,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, note, settings
 
 import graphc as gc
-from graphc.pipeline import Executable, passes_for, run_pipeline
+from graphc.compile import Executable
+from graphc.pipeline import passes_for, run_pipeline
 from tests.fuzz_graphs import FuzzCase, graphs
 
 LONG_RUN = os.environ.get("GRAPHC_FUZZ_EXAMPLES")

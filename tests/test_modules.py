@@ -5,15 +5,15 @@ import re
 
 import numpy as np
 import pytest
+from graphc.runtime import stages
 
 import graphc as gc
-from graphc import runtime
 
 
 @pytest.fixture
 def workers(monkeypatch):
     def set_workers(n):
-        monkeypatch.setattr(runtime, "compile_workers", lambda: n)
+        monkeypatch.setattr(stages, "compile_workers", lambda: n)
     return set_workers
 
 

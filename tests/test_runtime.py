@@ -308,7 +308,7 @@ def test_stats_ir_and_asm():
 
 def test_avx512_when_host_has_it():
     import llvmlite.binding as llvm
-    from graphc.runtime.jit import host_target_machine  # noqa: F401
+    from graphc.runtime.target import host_target_machine  # noqa: F401
 
     if "+avx512f" not in llvm.get_host_cpu_features().flatten():
         pytest.skip("host has no AVX-512")
@@ -319,7 +319,7 @@ def test_avx512_when_host_has_it():
 
 def test_no_vector_scatters_on_x86():
     """Strided stores (a 2x2 pool's tie mask, in window order) are not vectorised into
-    AVX-512 scatters, which are microcoded on AMD cores (runtime/jit.py's tuning)."""
+    AVX-512 scatters, which are microcoded on AMD cores (runtime/target.py's tuning)."""
     import llvmlite.binding as llvm
 
     if "+avx512f" not in llvm.get_host_cpu_features().flatten():

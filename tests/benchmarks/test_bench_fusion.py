@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.pipeline import Executable, passes_for
+from graphc.compile import Executable
+from graphc.pipeline import passes_for
 
 STATS = ("kernels", "kernels_unfused", "planned_bytes", "lower_bound_bytes", "naive_bytes")
 
