@@ -2,9 +2,21 @@
 
 Input: models written with the DSL (`GraphBuilder`, `gc.relu`, ...) or ONNX files.
 Output: graphs that can be interpreted, differentiated, printed/parsed and compiled to native code.
+The op functions (`gc.relu`, `gc.sum`, ...) are those of graphc.ops.api, one per public op in
+the registry, so an op registered later (a test's temporary op) is `gc.<name>` too.
 """
+import graphc.ops.families  # noqa: F401  (every op registered first: nn's defaults are op functions)
 from graphc import nn as layers  # noqa: F401
 from graphc.builder import GraphBuilder, Tensor  # noqa: F401
+from graphc.compile import (  # noqa: F401
+    check_grads,
+    compile,
+    compile_train_step,
+    compile_value_and_grad,
+    grad,
+    optim,
+    set_num_threads,
+)
 from graphc.errors import (  # noqa: F401
     CompileError,
     FeedError,
@@ -19,119 +31,25 @@ from graphc.interpret import interpret  # noqa: F401
 from graphc.ir import Graph, GraphInput, Node, Value  # noqa: F401
 from graphc.onnx.export import save_onnx  # noqa: F401
 from graphc.onnx.importer import load_onnx  # noqa: F401
-from graphc.ops import families  # noqa: F401  (registers every op)
-from graphc.ops.api import (  # noqa: F401
-    add,
-    broadcast_to,
-    cast,
-    constant,
-    div,
-    equal,
-    exp,
-    greater,
-    greater_equal,
-    less,
-    less_equal,
-    log,
-    log_softmax,
-    matmul,
-    max,
-    maximum,
-    mean,
-    minimum,
-    mse,
-    mul,
-    neg,
-    not_equal,
-    pow,
-    relu,
-    reshape,
-    sigmoid,
-    softmax,
-    softmax_cross_entropy,
-    sqrt,
-    stop_gradient,
-    sub,
-    sum,
-    swapaxes,
-    tanh,
-    transpose,
-    where,
-)
-from graphc.ops.api_nn import (  # noqa: F401
-    abs,
-    arg_max,
-    arg_min,
-    auto_pads,
-    avg_pool,
-    avg_pool2d,
-    batch_norm,
-    batch_norm_layer,
-    batch_norm_training,
-    batch_statistics,
-    ceil,
-    clip,
-    col2im,
-    concat,
-    conv2d,
-    dropout,
-    dropout_mask,
-    elu,
-    erf,
-    expand,
-    flatten,
-    floor,
-    gather,
-    gelu,
-    global_avg_pool,
-    global_max_pool,
-    hard_sigmoid,
-    hard_swish,
-    is_inf,
-    is_nan,
-    layer_norm,
-    leaky_relu,
-    logical_and,
-    logical_not,
-    logical_or,
-    logical_xor,
-    lrn,
-    max_pool,
-    max_pool2d,
-    max_pool_indices,
-    mean_of,
-    nll_loss,
-    pad,
-    prelu,
-    reciprocal,
-    reduce_l2,
-    reduce_log_sum,
-    reduce_log_sum_exp,
-    reduce_min,
-    reduce_sum_square,
-    round,
-    selu,
-    sign,
-    slice,
-    softmax_cross_entropy_loss,
-    softplus,
-    split,
-    squeeze,
-    step_counter,
-    unslice,
-    unsqueeze,
-    windows,
-)
+from graphc.ops import api as _op_api
+from graphc.ops.api import *
+from graphc.ops.api_nn import *
 from graphc.passes.losses import with_loss  # noqa: F401
-from graphc.pipeline import (  # noqa: F401
-    check_grads,
-    compile,
-    compile_train_step,
-    compile_value_and_grad,
-    grad,
-    optim,
-    set_num_threads,
-)
-from graphc.text.printer import parse, print_graph  # noqa: F401
+from graphc.text.parser import parse  # noqa: F401
+from graphc.text.printer import print_graph  # noqa: F401
 from graphc.types import TensorType  # noqa: F401
 from graphc.verify import verify  # noqa: F401
+
+globals().update({name: _op_api.op_function(name) for name in _op_api.op_names()})
+
+
+def __getattr__(name: str):
+    """An op registered after `import graphc` (the eager names above cover the rest)."""
+    function = _op_api.op_function(name) if not name.startswith("__") else None
+    if function is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return function
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_op_api.op_names()))

@@ -18,11 +18,12 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, namedtupledict
 
+from graphc.compile import Executable
+from graphc.compile import compile as compile_graph
 from graphc.errors import GraphcError
 from graphc.ir import Graph
 from graphc.onnx.importer import check_supported, load_onnx
-from graphc.pipeline import Executable
-from graphc.pipeline import compile as compile_graph
+from graphc.onnx.table import normalize_static
 
 _CACHE: dict[str, Executable] = {}
 
@@ -46,8 +47,6 @@ def compile_cached(graph: Graph) -> Executable:
 def static_inputs(model: onnx.ModelProto) -> list[str]:
     """Graph inputs whose values decide shapes (they reach an operand in `STATIC`, such as a
     Reshape shape or Reduce axes): graphc specialises the model on their values."""
-    from graphc.onnx.table import normalize_static
-
     need: set[str] = set()
     for node in model.graph.node:
         need.update(node.input[k] for k in normalize_static(node) if k < len(node.input))

@@ -27,15 +27,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from graphc.builder import GraphBuilder
 from graphc.errors import GraphcError
 from graphc.ir import Graph, Node
-from graphc.onnx.export_conv import CONV_RULES
+from graphc.onnx import export_conv
+from graphc.onnx.dtypes import ONNX_DTYPES
 from graphc.ops.norm import GOLDEN, MIX1, MIX2, SEED_MIX
 from graphc.ops.registry import get_op
 
 OPSET = 20
-_ONNX_DTYPES = {"f32": TensorProto.FLOAT, "f64": TensorProto.DOUBLE, "i64": TensorProto.INT64,
-                "bool": TensorProto.BOOL}
 
 
 class _Writer:
@@ -73,30 +73,15 @@ def _ints(xs) -> np.ndarray:
     return np.asarray(list(xs), np.int64).reshape(-1)
 
 
-# --- one rule per graphc op: rule(writer, node, input names, output names) --------------------
+# --- export rules: a record's `onnx` op, or write_<op>(writer, node, input names, output names)
 Rule = Callable[[_Writer, Node, list, list], None]
-_SAME = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "neg": "Neg",
-         "exp": "Exp", "log": "Log", "tanh": "Tanh", "sqrt": "Sqrt", "relu": "Relu",
-         "sigmoid": "Sigmoid", "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil",
-         "round": "Round", "reciprocal": "Reciprocal", "erf": "Erf", "equal": "Equal",
-         "less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
-         "greater_equal": "GreaterOrEqual", "where": "Where", "softplus": "Softplus",
-         "hard_swish": "HardSwish", "maximum": "Max", "minimum": "Min", "matmul": "MatMul",
-         "logical_and": "And", "logical_or": "Or", "logical_xor": "Xor", "logical_not": "Not",
-         "is_nan": "IsNaN", "is_inf": "IsInf", "stop_gradient": "Identity", "prelu": "PRelu",
-         "concat": "Concat", "gather": "Gather", "softmax": "Softmax",
-         "log_softmax": "LogSoftmax", "leaky_relu": "LeakyRelu", "elu": "Elu", "selu": "Selu",
-         "hard_sigmoid": "HardSigmoid", "gelu": "Gelu", "transpose": "Transpose",
-         "arg_max": "ArgMax", "arg_min": "ArgMin"}
-_BOOL_ATTRS = ("keepdims", "select_last_index")
 
 
-def _same(op_type: str) -> Rule:
-    def rule(w, node, ins, outs):
-        attrs = {k: (int(v) if k in _BOOL_ATTRS else v) for k, v in node.attrs.items()
-                 if v is not None}
-        w.emit(op_type, ins, outs, **attrs)
-    return rule
+def one_to_one(w: _Writer, node: Node, ins: list, outs: list) -> None:
+    """The ONNX op the record names, with the node's attributes (bools as ints, None left out)."""
+    attrs = {k: int(v) if isinstance(v, bool) else v for k, v in node.attrs.items()
+             if v is not None}
+    w.emit(get_op(node.op).onnx, ins, outs, **attrs)
 
 
 def _reduce(op_type: str) -> Rule:
@@ -109,32 +94,32 @@ def _reduce(op_type: str) -> Rule:
     return rule
 
 
-def _cast(w, node, ins, outs):
-    w.emit("Cast", ins, outs, to=_ONNX_DTYPES[node.attrs["to"]])
+def write_cast(w, node, ins, outs):
+    w.emit("Cast", ins, outs, to=ONNX_DTYPES[node.attrs["to"]])
 
 
-def _constant(w, node, ins, outs):
+def write_constant(w, node, ins, outs):
     ref = get_op(node.op).reference(**node.attrs)
     w.const(np.asarray(ref, node.output.type.np_dtype), out=outs[0])
 
 
-def _reshape(w, node, ins, outs):
+def write_reshape(w, node, ins, outs):
     w.emit("Reshape", [ins[0], w.const(_ints(node.attrs["shape"]))], outs, allowzero=1)
 
 
-def _broadcast_to(w, node, ins, outs):
+def write_broadcast_to(w, node, ins, outs):
     w.emit("Expand", [ins[0], w.const(_ints(node.attrs["shape"]))], outs)
 
 
-def _not_equal(w, node, ins, outs):
+def write_not_equal(w, node, ins, outs):
     w.emit("Not", [w.emit("Equal", ins)], outs)
 
 
-def _clip(w, node, ins, outs):
+def write_clip(w, node, ins, outs):
     w.emit("Min", [w.emit("Max", ins[:2]), ins[2]], outs)
 
 
-def _slice(w, node, ins, outs):
+def write_slice(w, node, ins, outs):
     a = node.attrs
     axes = a["axes"] if a["axes"] is not None else range(len(a["starts"]))
     steps = a["steps"] if a["steps"] is not None else [1] * len(a["starts"])
@@ -142,13 +127,13 @@ def _slice(w, node, ins, outs):
                      w.const(_ints(axes)), w.const(_ints(steps))], outs)
 
 
-def _pad(w, node, ins, outs):
+def write_pad(w, node, ins, outs):
     a = node.attrs
     value = w.const(np.asarray(a["value"], node.inputs[0].type.np_dtype))
     w.emit("Pad", [ins[0], w.const(_ints(a["pads"])), value], outs, mode=a["mode"])
 
 
-def _unslice(w, node, ins, outs):
+def write_unslice(w, node, ins, outs):
     """Zeros with g at start + i * step: ScatterND of g into zeros at constant indices."""
     a, g = node.attrs, node.inputs[0].type
     grids = np.meshgrid(*[s + st * np.arange(n) for s, st, n in
@@ -158,16 +143,16 @@ def _unslice(w, node, ins, outs):
     w.emit("ScatterND", [zeros, w.const(index), ins[0]], outs)
 
 
-def _sce(w, node, ins, outs):
+def write_softmax_cross_entropy(w, node, ins, outs):  # graphc's is ONNX's with mean reduction
     w.emit("SoftmaxCrossEntropyLoss", ins, outs, reduction="mean")
 
 
-def _mse(w, node, ins, outs):
+def write_mse(w, node, ins, outs):
     d = w.emit("Sub", ins)
     w.emit("ReduceMean", [w.emit("Mul", [d, d])], outs, keepdims=0)
 
 
-def _dropout_mask(w, node, ins, outs):
+def write_dropout_mask(w, node, ins, outs):
     """The same bits as graphc's mask (ops/norm.py's hash_uniform): splitmix64 of step * golden
     + flat index + seed * constant in wrapping uint64 arithmetic, its top 53 bits scaled to a
     uniform [0, 1) double, kept where >= ratio."""
@@ -194,7 +179,7 @@ def _dropout_mask(w, node, ins, outs):
     w.emit("GreaterOrEqual", [uniform, w.const(np.float64(ratio))], outs)
 
 
-def _fused(w, node, ins, outs):
+def write_fused(w, node, ins, outs):
     """The body's nodes; its inner values get fresh names, since fusion copies small producers
     (e.g. constants) into several bodies under one name and ONNX wants each name written once."""
     rename = dict(zip([v.name for v in node.inputs], ins)) | dict(
@@ -204,7 +189,7 @@ def _fused(w, node, ins, outs):
         _write_node(w, inner, rename)
 
 
-def _layer_norm(w, node, ins, outs):
+def write_layer_norm(w, node, ins, outs):
     x, scale = node.inputs[0].type, node.inputs[1].type
     axis = node.attrs["axis"] % x.rank
     if scale.shape != x.shape[axis:] or node.inputs[2].type.shape != x.shape[axis:]:
@@ -213,16 +198,8 @@ def _layer_norm(w, node, ins, outs):
     w.emit("LayerNormalization", ins, outs, axis=axis, epsilon=node.attrs["epsilon"])
 
 
-def _nll_loss(w, node, ins, outs):
-    a = node.attrs
-    extra = {} if a["ignore_index"] is None else {"ignore_index": int(a["ignore_index"])}
-    w.emit("NegativeLogLikelihoodLoss", ins, outs, reduction=a["reduction"], **extra)
-
-
 def _decomposition(node: Node) -> Graph:
     """The body a composite op decomposes into: inputs in0.., outputs out0.., node's loc."""
-    from graphc.builder import GraphBuilder
-
     b = GraphBuilder("decompose")
     args = [b.input(f"in{k}", v.type.shape, v.type.dtype) for k, v in enumerate(node.inputs)]
     with b.at(node.loc):
@@ -242,26 +219,34 @@ def _decomposed(w, node, ins, outs):
         w.emit("Identity", [rename[value.name]], [out])
 
 
-RULES: dict[str, Rule] = {
-    **{op: _same(onnx_op) for op, onnx_op in _SAME.items()},
-    "sum": _reduce("ReduceSum"), "mean": _reduce("ReduceMean"), "max": _reduce("ReduceMax"),
-    "min": _reduce("ReduceMin"), "cast": _cast, "constant": _constant, "iota": _constant,
-    "reshape": _reshape, "broadcast_to": _broadcast_to, "not_equal": _not_equal,
-    "clip": _clip, "slice": _slice, "pad": _pad, "unslice": _unslice,
-    "softmax_cross_entropy": _sce, "mse": _mse, "fused": _fused,
-    "layer_norm": _layer_norm, "nll_loss": _nll_loss, "dropout_mask": _dropout_mask,
-    "batch_norm": lambda w, node, ins, outs: w.emit("BatchNormalization", ins, outs,
-                                                    epsilon=node.attrs["epsilon"]),
-    "lrn": _same("LRN"), **CONV_RULES,
-}
+write_sum, write_mean = _reduce("ReduceSum"), _reduce("ReduceMean")
+write_max, write_min = _reduce("ReduceMax"), _reduce("ReduceMin")
+write_iota = write_constant
+
+
+def _rules(namespace: dict) -> dict[str, Rule]:
+    """The `write_<op>` functions of a module, by op name."""
+    return {name.removeprefix("write_"): fn for name, fn in namespace.items()
+            if name.startswith("write_") and callable(fn)}
+
+
+# ops whose ONNX form differs from their record's (or that have no `onnx` name)
+RULES: dict[str, Rule] = {**_rules(globals()), **_rules(vars(export_conv))}
+
+
+def rule(op_name: str) -> Rule | None:
+    """How `op_name` is written: its rule, or one-to-one as its record's ONNX op, or None."""
+    if op_name in RULES:
+        return RULES[op_name]
+    return one_to_one if get_op(op_name).onnx is not None else None
 
 
 def _write_node(w: _Writer, node: Node, rename: dict[str, str] | None = None) -> None:
     """Write one node; `rename` maps graphc value names to ONNX names (default: the same)."""
     names = rename or {}
     w.loc = node.loc
-    rule = RULES.get(node.op, _decomposed)
-    rule(w, node, [names.get(v.name, v.name) for v in node.inputs],
+    write = rule(node.op) or _decomposed
+    write(w, node, [names.get(v.name, v.name) for v in node.inputs],
          [names.get(v.name, v.name) for v in node.outputs])
 
 
@@ -271,7 +256,7 @@ def _unexportable(graph: Graph) -> list[Node]:
     for node in graph.nodes:
         if node.op == "fused":
             bad += _unexportable(node.attrs["body"])
-        elif node.op in RULES:
+        elif rule(node.op) is not None:
             continue
         elif get_op(node.op).kind == "composite" and get_op(node.op).decompose is not None:
             bad += _unexportable(_decomposition(node))
@@ -281,7 +266,7 @@ def _unexportable(graph: Graph) -> list[Node]:
 
 
 def _value_info(name: str, ttype) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, _ONNX_DTYPES[ttype.dtype], list(ttype.shape))
+    return helper.make_tensor_value_info(name, ONNX_DTYPES[ttype.dtype], list(ttype.shape))
 
 
 def to_onnx(graph: Graph) -> onnx.ModelProto:

@@ -1,7 +1,8 @@
 """ONNX export rules for convolution, pooling and the window ops (ops/conv.py, ops/pool.py).
 
 Input: a node of op conv2d, max_pool, max_pool_indices, avg_pool, windows or col2im, with the
-writer of graphc/onnx/export.py. Output: standard ONNX nodes:
+writer of graphc/onnx/export.py, which collects the `write_<op>` rules. Output: standard ONNX
+nodes:
   conv2d -> Conv; max_pool -> MaxPool (Y); max_pool_indices -> MaxPool's Indices output (one
   MaxPool serves both when a graph pools the same input both ways); avg_pool -> AveragePool;
   windows (im2col) and col2im (its adjoint), which training graphs use for conv and pool
@@ -14,6 +15,7 @@ writer of graphc/onnx/export.py. Output: standard ONNX nodes:
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 
 from graphc.ops.conv import check_window, geometry
 
@@ -66,19 +68,19 @@ def col2im_index(g_shape, size, strides, pads, dilations) -> np.ndarray:
     return np.where(hit, np.ravel_multi_index(read, out + kernel), int(np.prod(out + kernel)))
 
 
-def _windows(w, node, ins, outs):
+def write_windows(w, node, ins, outs):
     a, x = node.attrs, node.inputs[0].type
     index = windows_index(x.shape, a["kernel"], a["strides"], a["pads"], a["dilations"])
     _gather_flat(w, ins[0], x.shape, index, a["value"], x.np_dtype, outs[0])
 
 
-def _col2im(w, node, ins, outs):
+def write_col2im(w, node, ins, outs):
     a, g = node.attrs, node.inputs[0].type
     index = col2im_index(g.shape, a["size"], a["strides"], a["pads"], a["dilations"])
     _gather_flat(w, ins[0], g.shape, index, 0, g.np_dtype, outs[0])
 
 
-def _conv2d(w, node, ins, outs):
+def write_conv2d(w, node, ins, outs):
     a = node.attrs
     kernel = node.inputs[1].type.shape[2:]
     w.emit("Conv", ins, outs, group=int(a["group"]),
@@ -95,7 +97,7 @@ def _shared_max_pool(w, x: str, attrs: dict):
     return w.memo.get(("MaxPool", x, repr(sorted(attrs.items()))))
 
 
-def _max_pool(w, node, ins, outs):
+def write_max_pool(w, node, ins, outs):
     attrs = _pool_attrs(node.attrs)
     shared = _shared_max_pool(w, ins[0], attrs)
     if shared is not None:
@@ -105,10 +107,8 @@ def _max_pool(w, node, ins, outs):
     w.memo[("MaxPool", ins[0], repr(sorted(attrs.items())))] = w.nodes[-1]
 
 
-def _max_pool_indices(w, node, ins, outs):
+def write_max_pool_indices(w, node, ins, outs):
     """MaxPool's second output; added to the MaxPool of the same pooling when there is one."""
-    from onnx import helper
-
     attrs = _pool_attrs(node.attrs)
     order = int(node.attrs["storage_order"])
     shared = _shared_max_pool(w, ins[0], attrs)
@@ -120,10 +120,6 @@ def _max_pool_indices(w, node, ins, outs):
     w.memo.setdefault(("MaxPool", ins[0], repr(sorted(attrs.items()))), w.nodes[-1])
 
 
-def _avg_pool(w, node, ins, outs):
+def write_avg_pool(w, node, ins, outs):
     w.emit("AveragePool", ins, outs, count_include_pad=int(node.attrs["count_include_pad"]),
            **_pool_attrs(node.attrs))
-
-
-CONV_RULES = {"conv2d": _conv2d, "max_pool": _max_pool, "max_pool_indices": _max_pool_indices,
-              "avg_pool": _avg_pool, "windows": _windows, "col2im": _col2im}

@@ -8,9 +8,9 @@ outputs are the ONNX graph outputs, and whose every node carries the location
 
 Opsets >= 13 are imported natively, older ones are first raised to 13 with onnx's version
 converter. graphc computes in f32/f64/i64/bool, so narrower integer types widen to i64 and
-float16 and bfloat16 to f32 (`onnx_dtype`). Everything that depends only on shapes or constants (Constant,
+float16 and bfloat16 to f32 (graphc/onnx/dtypes.py). Everything that depends only on shapes or constants (Constant,
 Shape, Size, ConstantOfShape and any node whose inputs are all constant) is folded at import:
-shapes are static. The per-op functions live in `onnx_ops`; this module reads files safely
+shapes are static. The per-op table is graphc/onnx/table.py; this module reads files safely
 (hostile input gives a GraphcError, external data never leaves the model's directory), prunes
 to the requested `outputs`, binds shapes, checks support up front (ops and value types, in one
 error) and walks the nodes.
@@ -30,29 +30,10 @@ from graphc.errors import GraphcError, located
 from graphc.ir import Graph
 from graphc.onnx import ops as onnx_ops
 from graphc.onnx import table as onnx_table
+from graphc.onnx.dtypes import onnx_dtype
 
 MIN_OPSET = 13
 MAX_FILE_BYTES = 2**31  # protobuf's own limit for one message
-
-# ONNX element type -> graphc dtype (narrow ints widen to i64, float16 and bfloat16 to f32)
-_DTYPES = {
-    TensorProto.FLOAT: "f32", TensorProto.DOUBLE: "f64", TensorProto.FLOAT16: "f32",
-    TensorProto.BFLOAT16: "f32",
-    TensorProto.INT64: "i64", TensorProto.INT32: "i64", TensorProto.INT16: "i64",
-    TensorProto.INT8: "i64", TensorProto.UINT8: "i64", TensorProto.UINT16: "i64",
-    TensorProto.UINT32: "i64", TensorProto.UINT64: "i64", TensorProto.BOOL: "bool",
-}
-
-
-def onnx_dtype(elem_type: int, where: str) -> str:
-    """The graphc dtype that holds an ONNX element type, or a GraphcError naming `where`."""
-    if elem_type not in _DTYPES:
-        name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() \
-            else str(elem_type)
-        raise GraphcError(f"{where}: element type {name} is not supported by graphc "
-                          f"(supported: float, double, float16, bool and integer types)")
-    return _DTYPES[elem_type]
-
 
 def load_onnx(model: str | os.PathLike | onnx.ModelProto,
               input_shapes: Mapping[str, tuple[int, ...]] | None = None,

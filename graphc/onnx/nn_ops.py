@@ -1,16 +1,17 @@
 """ONNX reductions and NN ops as graphc graph builders (one function per ONNX op, named like it).
 
 Input: Tensors for data and NumPy arrays for static operands (axes), attributes under their ONNX
-names, newest-opset form. Output: Tensors (or tuples, one per ONNX output). Ops that graphc has
-as a single op (conv, pools, erf, ...) map onto it; the rest are written with graph ops, so
-their gradients come from autodiff.
+names, newest-opset form. Output: Tensors (or tuples, one per ONNX output). Only ONNX ops whose
+semantics differ from a graphc op are here (ArgMax, LRN, ... are their records' `onnx` names):
+Conv, pools and normalizations map onto graphc ops after filling in ONNX's defaults; the rest
+are written with graph ops, so their gradients come from autodiff.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from graphc.errors import GraphcError
-from graphc.onnx.ops import Abs, as_float, back_to, ints
+from graphc.onnx.ops import as_float, back_to, ints
 from graphc.ops import api as F
 from graphc.ops import api_nn as N
 
@@ -46,22 +47,14 @@ def _logsumexp(x, axes, keepdims):
 ReduceSum = _reducer(F.sum)
 ReduceMean = _reducer(lambda x, a, k: F.mean(as_float(x), a, k))
 ReduceMax = _reducer(F.max, bool_ok=True)
-ReduceMin = _reducer(N.reduce_min, bool_ok=True)
+ReduceMin = _reducer(F.reduce_min, bool_ok=True)
 ReduceSumSquare = _reducer(lambda x, a, k: F.sum(x * x, a, k))
-ReduceL1 = _reducer(lambda x, a, k: F.sum(Abs(x), a, k))
+ReduceL1 = _reducer(lambda x, a, k: F.sum(F.abs(x), a, k))
 ReduceL2 = _reducer(lambda x, a, k: F.sum(as_float(x) * as_float(x), a, k),
                     lambda y, x: back_to(F.sqrt(as_float(y)), x))
 ReduceLogSum = _reducer(F.sum, lambda y, x: F.log(y))
 ReduceLogSumExp = _reducer(lambda x, a, k: _logsumexp(as_float(x), a, k),
                            lambda y, x: back_to(y, x))
-
-
-def ArgMax(data, axis=0, keepdims=1, select_last_index=0):
-    return N.arg_max(data, axis, bool(keepdims), bool(select_last_index))
-
-
-def ArgMin(data, axis=0, keepdims=1, select_last_index=0):
-    return N.arg_min(data, axis, bool(keepdims), bool(select_last_index))
 
 
 # --- convolution (2-D, and 1-D as height 1) and pooling (any spatial rank) ---------------------
@@ -101,7 +94,7 @@ def Conv(X, W, B=None, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=
                           f"{list(X.shape)}")
     strides, pads, dilations = _window(X, kernel_shape or W.shape[2:], strides, pads, dilations,
                                        auto_pad)
-    return N.conv2d(X, W, B, strides, pads, dilations, group)
+    return F.conv2d(X, W, B, strides, pads, dilations, group)
 
 
 def MaxPool(X, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
@@ -109,15 +102,15 @@ def MaxPool(X, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None
     """Y and the int64 Indices (computed only when the model reads them)."""
     strides, pads, dilations = _window(X, kernel_shape, strides, pads, dilations, auto_pad)
     x = as_float(X)
-    y = N.max_pool(x, kernel_shape, strides, pads, dilations, bool(ceil_mode))
-    return back_to(y, X), N.max_pool_indices(x, kernel_shape, strides, pads, dilations,
+    y = F.max_pool(x, kernel_shape, strides, pads, dilations, bool(ceil_mode))
+    return back_to(y, X), F.max_pool_indices(x, kernel_shape, strides, pads, dilations,
                                              bool(ceil_mode), storage_order)
 
 
 def AveragePool(X, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
                 kernel_shape=None, pads=None, strides=None):
     strides, pads, dilations = _window(X, kernel_shape, strides, pads, dilations, auto_pad)
-    return N.avg_pool(X, kernel_shape, strides, pads, dilations, bool(ceil_mode),
+    return F.avg_pool(X, kernel_shape, strides, pads, dilations, bool(ceil_mode),
                       bool(count_include_pad))
 
 
@@ -140,7 +133,7 @@ def LayerNormalization(X, Scale, B=None, axis=-1, epsilon=1e-5, stash_type=1):
     dropped as dead code when the model does not read them)."""
     axis %= X.ndim
     bias = B if B is not None else F.constant(X.builder, np.zeros(Scale.shape), X.dtype)
-    y = N.layer_norm(X, Scale, bias, axis, epsilon)
+    y = F.layer_norm(X, Scale, bias, axis, epsilon)
     axes = list(range(axis, X.ndim))
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
@@ -152,7 +145,7 @@ def BatchNormalization(X, scale, B, input_mean, input_var, epsilon=1e-5, momentu
     """Inference uses the given statistics; training mode normalises with the batch's and also
     returns the updated running statistics (ONNX outputs 2 and 3)."""
     if not training_mode:
-        return N.batch_norm(X, scale, B, input_mean, input_var, epsilon)
+        return F.batch_norm(X, scale, B, input_mean, input_var, epsilon)
     axes = [0] + list(range(2, X.ndim))
     mean = F.mean(X, axes, keepdims=True)
     d = X - mean
@@ -192,7 +185,3 @@ def NegativeLogLikelihoodLoss(input, target, weight=None, ignore_index=None, red
 def SoftmaxCrossEntropyLoss(scores, labels, weights=None, ignore_index=None, reduction="mean"):
     logp = F.log_softmax(scores, 1)
     return _nll(logp, labels, weights, ignore_index, reduction), logp
-
-
-def LRN(X, size, alpha=0.0001, beta=0.75, bias=1.0):
-    return N.lrn(X, size, alpha, beta, bias)

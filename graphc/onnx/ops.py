@@ -1,14 +1,15 @@
-"""ONNX ops as graphc graph builders: one function per ONNX op, named like it.
+"""ONNX ops whose semantics differ from every graphc op: one function per ONNX op, named like it.
 
 Input: a node's operands (graphc Tensors for data, NumPy arrays for the operands listed in
 `STATIC`, which shapes depend on) and its attributes under their ONNX names, in the form of the
-newest opset (`normalize` moves older forms there, the one place opset differences live).
-Output: a Tensor, a NumPy array (folded) or a tuple of them, one per ONNX output.
+newest opset (table.py's `normalize` moves older forms there, the one place opset differences
+live). Output: a Tensor, a NumPy array (folded) or a tuple of them, one per ONNX output.
 
-`apply` is the driver the importer calls: it normalizes, folds nodes whose inputs are all
-constant with onnx's reference evaluator, turns static operands into arrays and calls `OPS`.
-Functions for the NN ops (Conv, pools, normalizations, losses) live in `onnx_nn_ops` and join the
-same table; an op whose graphc op is not registered (`REQUIRES`) counts as unsupported.
+An ONNX op that maps one-to-one onto a graphc op has no function here: its op's record names it
+(`OpDef.onnx`) and graphc/onnx/table.py imports it through the op's function. The functions here
+are the rest: variadic forms (Max, Sum), integer semantics (Div, Mod), operands that are
+attributes in graphc (Reshape, Slice), compositions (Softsign, Gemm) and folded shape ops. The
+NN ops (Conv, pools, normalizations, losses) are in nn_ops.py.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ import numpy as np
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.errors import GraphcError
+from graphc.onnx.dtypes import onnx_dtype
 from graphc.ops import api as F
 from graphc.ops import api_nn as N
-from graphc.ops.registry import all_ops
 from graphc.types import broadcast_shapes
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -43,10 +44,6 @@ def scalar_like(x: Tensor, value: float) -> Tensor:
 
 def ints(array: Any) -> list[int]:
     return [int(v) for v in np.asarray(array).reshape(-1)]
-
-
-def has(op: str) -> bool:
-    return op in all_ops()
 
 
 def iota(like: Tensor, axis: int) -> Tensor:
@@ -100,30 +97,7 @@ def _variadic(fn, xs):
 
 
 # --- elementwise arithmetic and logic ----------------------------------------------------------
-def Add(a, b): return a + b
-def Sub(a, b): return a - b
-def Mul(a, b): return a * b
-def Neg(x): return -x
-def Exp(x): return F.exp(x)
-def Log(x): return F.log(x)
-def Tanh(x): return F.tanh(x)
-def Sqrt(x): return F.sqrt(x)
-def Relu(x): return F.relu(x)
-def Sigmoid(x): return F.sigmoid(x)
-def Reciprocal(x): return N.reciprocal(x)
 def Identity(x): return x
-def Abs(x): return N.abs(x)
-def Sign(x): return N.sign(x)
-def Equal(a, b): return F.equal(a, b)
-def Less(a, b): return F.less(a, b)
-def LessOrEqual(a, b): return F.less_equal(a, b)
-def Greater(a, b): return F.greater(a, b)
-def GreaterOrEqual(a, b): return F.greater_equal(a, b)
-def Not(x): return N.logical_not(x)
-def And(a, b): return N.logical_and(a, b)
-def Or(a, b): return N.logical_or(a, b)
-def Xor(a, b): return N.logical_xor(a, b)
-def Where(condition, x, y): return F.where(condition, x, y)
 def Max(*data): return _variadic(F.maximum, data)
 def Min(*data): return _variadic(F.minimum, data)
 def Sum(*data): return _variadic(F.add, data)
@@ -140,7 +114,7 @@ def Mod(A, B, fmod=0):
     """Integer mod takes the divisor's sign (Python %); fmod=1 takes the dividend's (C fmod)."""
     a, b = as_float(A), as_float(B)
     q = a / b
-    q = F.where(q < 0, N.ceil(q), N.floor(q)) if fmod else N.floor(q)
+    q = F.where(q < 0, F.ceil(q), F.floor(q)) if fmod else F.floor(q)
     return back_to(a - b * q, A)
 
 
@@ -154,47 +128,22 @@ def Clip(input, min=None, max=None):
     if input.dtype == "i64":  # a missing integer bound is the end of the int64 range
         info = np.iinfo(np.int64)
         min, max = info.min if min is None else min, info.max if max is None else max
-    return N.clip(input, min, max)
+    return F.clip(input, min, max)
 
 
 # --- activations -------------------------------------------------------------------------------
-def LeakyRelu(x, alpha=0.01): return N.leaky_relu(x, alpha)
 def ThresholdedRelu(x, alpha=1.0): return F.where(x > alpha, x, 0.0)
-def Elu(x, alpha=1.0): return N.elu(x, alpha)
-def Softsign(x): return x / (1 + Abs(x))
-def PRelu(x, slope): return N.prelu(x, slope)
-def HardSigmoid(x, alpha=0.2, beta=0.5): return N.hard_sigmoid(x, alpha, beta)
-def HardSwish(x): return N.hard_swish(x)
-def Mish(x): return x * F.tanh(Softplus(x))
+def Softsign(x): return x / (1 + F.abs(x))
+def Mish(x): return x * F.tanh(F.softplus(x))
 def Swish(x, alpha=1.0): return x * F.sigmoid(alpha * x)
-
-
-def Selu(x, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
-    return N.selu(x, alpha, gamma)
 
 
 def Celu(x, alpha=1.0):
     return F.maximum(x, 0.0) + F.minimum(alpha * (F.exp(F.minimum(x, 0.0) / alpha) - 1), 0.0)
 
 
-def Softplus(x): return N.softplus(x)
-
-
-def Erf(x): return N.erf(x)
-def Gelu(x, approximate="none"): return N.gelu(x, approximate)
-def Floor(x): return N.floor(x)
-def Ceil(x): return N.ceil(x)
-def Round(x): return N.round(x)
-
-
-def Softmax(input, axis=-1): return F.softmax(input, axis)
-def LogSoftmax(input, axis=-1): return F.log_softmax(input, axis)
-
-
 # --- casts, constants and shapes (folded) ------------------------------------------------------
 def Cast(input, to, saturate=1, round_mode="up"):
-    from graphc.onnx.importer import onnx_dtype
-
     dtype = onnx_dtype(to, "Cast")
     if dtype == input.dtype:
         return input
@@ -246,10 +195,6 @@ def Flatten(input, axis=1):
     return F.reshape(input, (math.prod(input.shape[:axis]), math.prod(input.shape[axis:])))
 
 
-def Transpose(data, perm=None):
-    return F.transpose(data, perm)
-
-
 def Squeeze(data, axes=None):
     drop = {a % data.ndim for a in ints(axes)} if axes is not None else \
         {i for i, d in enumerate(data.shape) if d == 1}
@@ -271,14 +216,8 @@ def Expand(input, shape):
 
 
 def Slice(data, starts, ends, axes=None, steps=None):
-    return N.slice(data, ints(starts), ints(ends), None if axes is None else ints(axes),
+    return F.slice(data, ints(starts), ints(ends), None if axes is None else ints(axes),
                    None if steps is None else ints(steps))
-
-
-def Gather(data, indices, axis=0):
-    if isinstance(indices, np.ndarray):
-        indices = const(data.builder, indices)
-    return N.gather(data, indices, axis)
 
 
 def GatherElements(data, indices, axis=0):
@@ -290,7 +229,7 @@ def GatherElements(data, indices, axis=0):
         indices = const(data.builder, indices)
     cut = [a for a in range(data.ndim) if a != axis and indices.shape[a] != data.shape[a]]
     if cut:
-        data = N.slice(data, [0] * len(cut), [indices.shape[a] for a in cut], cut)
+        data = F.slice(data, [0] * len(cut), [indices.shape[a] for a in cut], cut)
     idx = F.where(indices < 0, indices + n, indices)
     idx = F.reshape(idx, idx.shape[:axis + 1] + (1,) + idx.shape[axis + 1:])
     rows = F.reshape(as_float(data), data.shape[:axis] + (1, n) + data.shape[axis + 1:])
@@ -301,7 +240,7 @@ def GatherElements(data, indices, axis=0):
 
 
 def Concat(*inputs, axis):
-    return N.concat(inputs, axis)
+    return F.concat(inputs, axis)
 
 
 def Split(input, split=None, axis=0, num_outputs=None):
@@ -313,7 +252,7 @@ def Split(input, split=None, axis=0, num_outputs=None):
         sizes = ints(split)
     bounds = np.cumsum([0, *sizes]).tolist()
     return tuple(select(input, axis, list(range(lo, hi))) if lo == hi else
-                 N.slice(input, [lo], [hi], [axis]) for lo, hi in itertools.pairwise(bounds))
+                 F.slice(input, [lo], [hi], [axis]) for lo, hi in itertools.pairwise(bounds))
 
 
 def Pad(data, pads, constant_value=None, axes=None, mode="constant"):
@@ -324,7 +263,7 @@ def Pad(data, pads, constant_value=None, axes=None, mode="constant"):
         before[a], after[a] = p[k], p[k + len(axes)]
     fill = float(np.asarray(constant_value).reshape(-1)[0]) if constant_value is not None else 0.0
     if mode != "wrap":
-        return N.pad(data, before + after, mode=mode, value=fill)
+        return F.pad(data, before + after, mode=mode, value=fill)
     y = data  # wrap: a static gather per axis
     for a in range(data.ndim):
         if before[a] or after[a]:
@@ -337,7 +276,7 @@ def Tile(input, repeats):
     y = input
     for a, r in enumerate(ints(repeats)):
         if r != 1:
-            y = N.concat([y] * r, a) if r > 0 else select(y, a, [])
+            y = F.concat([y] * r, a) if r > 0 else select(y, a, [])
     return y
 
 

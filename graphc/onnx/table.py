@@ -1,13 +1,16 @@
 """The ONNX op table and the driver that applies one ONNX node.
 
 Input: an ONNX node, the model's opset, its operands (Tensors or folded NumPy arrays) and its
-attributes. Output: one result per ONNX output. `OPS` is built from the function names of
-`onnx_ops` and `onnx_nn_ops`; `normalize` is the one place where opset differences are turned
+attributes. Output: one result per ONNX output. `importer(op_type)` is the op's function in
+ops.py / nn_ops.py (named like the ONNX op, for ops whose semantics differ), or else the op-API
+function of the graphc op whose record names it (`OpDef.onnx`, the one-to-one ops); an op type
+with neither is unsupported. `normalize` is the one place where opset differences are turned
 into the newest form; `STATIC` lists the operands that must be known at import time (shapes,
 axes, pads); nodes whose operands are all constant are folded with onnx's reference evaluator.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,14 +20,13 @@ from graphc.builder import Tensor
 from graphc.errors import GraphcError
 from graphc.onnx import nn_ops as onnx_nn_ops
 from graphc.onnx import ops as onnx_ops
+from graphc.ops import api as F
+from graphc.ops.registry import all_ops, api_name
 
-OPS = {name: fn for module in (onnx_ops, onnx_nn_ops) for name, fn in vars(module).items()
-       if name[:1].isupper() and callable(fn) and getattr(fn, "__module__", "").startswith(
-           module.__name__.rsplit(".", 1)[0]) and not isinstance(fn, type)}
-
-# graphc ops an ONNX op cannot do without (until they are registered, the ONNX op is unsupported)
-REQUIRES = {"Conv": ("conv2d",), "MaxPool": ("max_pool", "max_pool_indices"),
-            "AveragePool": ("avg_pool",)}
+# ONNX ops whose semantics differ from every graphc op: the functions named like them
+FUNCTIONS = {name: fn for module in (onnx_ops, onnx_nn_ops) for name, fn in vars(module).items()
+             if name[:1].isupper() and callable(fn) and getattr(fn, "__module__", "").startswith(
+                 module.__name__.rsplit(".", 1)[0]) and not isinstance(fn, type)}
 
 _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1",
            "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
@@ -40,8 +42,18 @@ _ATTRIBUTE_TO_INPUT = {**{op: ("axes", 1, 18) for op in _REDUCE}, "ReduceSum": (
                        "Split": ("split", 1, 13)}
 
 
+def importer(op_type: str) -> Callable[..., Any] | None:
+    """The function importing `op_type`: its own one, or the op API's function of the registered
+    op whose record names it; None when graphc does not support it."""
+    if op_type in FUNCTIONS:
+        return FUNCTIONS[op_type]
+    op = next((o for o in all_ops().values() if o.onnx == op_type), None)
+    name = api_name(op) if op is not None else None
+    return F.op_function(name) if name is not None else None
+
+
 def supported(op_type: str) -> bool:
-    return op_type in OPS and all(onnx_ops.has(op) for op in REQUIRES.get(op_type, ()))
+    return importer(op_type) is not None
 
 
 def normalize(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple[list, dict]:
@@ -106,5 +118,5 @@ def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
         args.append(x)
     while args and args[-1] is None:
         args.pop()
-    result = OPS[op_type](*args, **attrs)
+    result = importer(op_type)(*args, **attrs)
     return result if isinstance(result, tuple) else (result,)

@@ -7,7 +7,8 @@ Input: nothing (imported for its side effect). Output: registered elementwise Op
   clip(x, min, max) (bounds are inputs), prelu(x, slope) (slope broadcasts to x)
   logical_and, logical_or, logical_xor, logical_not (bool)
 Each body runs on both scalar emitters (ops/scalar.py, runtime/emit/emitter.py), so the
-interpreter's check and the compiled kernel share one definition.
+interpreter's check and the compiled kernel share one definition. Records name their ONNX op;
+clip has its op-API function here (a missing bound is the dtype's range).
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import numpy as np
 
 from graphc.errors import ShapeError
 from graphc.ops import api as F
-from graphc.ops import api_nn as N
+from graphc.ops.api import _apply
 from graphc.ops.elementwise import NUMERIC, _broadcast, _check_dtypes, _ew, _ignore
 from graphc.ops.registry import NOT_DIFFERENTIABLE
+from graphc.ops.scalar import NumpyEmitter, erf_array
 from graphc.types import FLOAT_DTYPES, TensorType
 
 SQRT1_2 = 1 / math.sqrt(2)
@@ -43,33 +45,28 @@ def _sign(e, x):
                     e.select(e.lt(x, _c(e, 0, x)), _c(e, -1, x), x))
 
 
-_ew("abs", "|x|; the gradient at 0 is 0", np.abs, _abs, lambda x, y, g: [g * N.sign(x)],
-    NUMERIC)
+_ew("abs", "|x|; the gradient at 0 is 0", np.abs, _abs, lambda x, y, g: [g * F.sign(x)],
+    NUMERIC, onnx="Abs")
 _ew("sign", "-1, 0 or 1 (NaN stays NaN); gradient 0", np.sign, _sign,
-    lambda x, y, g: [None], NUMERIC)
+    lambda x, y, g: [None], NUMERIC, onnx="Sign")
 _ew("floor", "round toward -inf; gradient 0", np.floor, lambda e, x: e.floor(x),
-    lambda x, y, g: [None])
+    lambda x, y, g: [None], onnx="Floor")
 _ew("ceil", "round toward +inf; gradient 0", np.ceil, lambda e, x: e.ceil(x),
-    lambda x, y, g: [None])
+    lambda x, y, g: [None], onnx="Ceil")
 _ew("round", "round half to even (ONNX Round); gradient 0", np.round, lambda e, x: e.round(x),
-    lambda x, y, g: [None])
+    lambda x, y, g: [None], onnx="Round")
 _ew("reciprocal", "1 / x", _ignore(lambda x: np.divide(1, x, dtype=x.dtype)),
-    lambda e, x: e.div(_c(e, 1, x), x), lambda x, y, g: [-(g * y * y)])
+    lambda e, x: e.div(_c(e, 1, x), x), lambda x, y, g: [-(g * y * y)], onnx="Reciprocal")
 
 
-def _np_erf(x):
-    from graphc.ops.scalar import _erf
-
-    return _erf(x)
-
-
-_ew("erf", "the error function (runtime/emit/vmath.py in f32 kernels, libm erf in f64)", _np_erf,
-    lambda e, x: e.erf(x), lambda x, y, g: [g * (2 / math.sqrt(math.pi)) * F.exp(-(x * x))])
+_ew("erf", "the error function (runtime/emit/vmath.py in f32 kernels, libm erf in f64)",
+    erf_array, lambda e, x: e.erf(x),
+    lambda x, y, g: [g * (2 / math.sqrt(math.pi)) * F.exp(-(x * x))], onnx="Erf")
 _ew("is_nan", "x != x, giving bool", np.isnan, lambda e, x: e.ne(x, x), NOT_DIFFERENTIABLE,
-    result="bool")
+    result="bool", onnx="IsNaN")
 _ew("is_inf", "|x| == inf, giving bool", np.isinf,
     lambda e, x: e.eq(e.max(x, e.neg(x)), _c(e, math.inf, x)), NOT_DIFFERENTIABLE,
-    result="bool")
+    result="bool", onnx="IsInf")
 
 
 # --- activations ---------------------------------------------------------------------------
@@ -79,7 +76,8 @@ def _leaky_relu(e, x, alpha):
 
 _ew("leaky_relu", "x if x >= 0 else alpha * x",
     lambda x, alpha: np.where(x < 0, x * x.dtype.type(alpha), x), _leaky_relu,
-    lambda x, y, g, alpha: [F.where(x < 0, g * alpha, g)], attrs={"alpha": 0.01})
+    lambda x, y, g, alpha: [F.where(x < 0, g * alpha, g)], attrs={"alpha": 0.01},
+    onnx="LeakyRelu")
 
 
 def _elu(e, x, alpha):
@@ -89,7 +87,8 @@ def _elu(e, x, alpha):
 
 _ew("elu", "x if x >= 0 else alpha * (exp(x) - 1)",
     _ignore(lambda x, alpha: np.where(x < 0, x.dtype.type(alpha) * (np.exp(x) - 1), x)), _elu,
-    lambda x, y, g, alpha: [F.where(x < 0, g * (y + alpha), g)], attrs={"alpha": 1.0})
+    lambda x, y, g, alpha: [F.where(x < 0, g * (y + alpha), g)], attrs={"alpha": 1.0},
+    onnx="Elu")
 
 
 def _selu(e, x, alpha, gamma):
@@ -104,7 +103,7 @@ def _np_selu(x, alpha, gamma):
 
 _ew("selu", "gamma * (x if x > 0 else alpha * exp(x) - alpha)", _ignore(_np_selu), _selu,
     lambda x, y, g, alpha, gamma: [F.where(x > 0, g * gamma, g * (y + alpha * gamma))],
-    attrs={"alpha": SELU_ALPHA, "gamma": SELU_GAMMA})
+    attrs={"alpha": SELU_ALPHA, "gamma": SELU_GAMMA}, onnx="Selu")
 
 
 def _log1p(e, z):
@@ -120,7 +119,7 @@ def _softplus(e, x):
 
 
 _ew("softplus", "log(exp(x) + 1), computed stably", _ignore(lambda x: np.logaddexp(x, 0)),
-    _softplus, lambda x, y, g: [g * F.sigmoid(x)])
+    _softplus, lambda x, y, g: [g * F.sigmoid(x)], onnx="Softplus")
 
 
 def _hard_sigmoid(e, x, alpha, beta):
@@ -140,11 +139,12 @@ def _hard_sigmoid_grad(x, g, alpha, beta):
 
 _ew("hard_sigmoid", "max(0, min(1, alpha * x + beta))", _np_hard_sigmoid, _hard_sigmoid,
     lambda x, y, g, alpha, beta: [_hard_sigmoid_grad(x, g, alpha, beta)],
-    attrs={"alpha": 0.2, "beta": 0.5})
+    attrs={"alpha": 0.2, "beta": 0.5}, onnx="HardSigmoid")
 _ew("hard_swish", "x * hard_sigmoid(x, 1/6, 1/2)",
     lambda x: x * _np_hard_sigmoid(x, 1 / 6, 0.5),
     lambda e, x: e.mul(x, _hard_sigmoid(e, x, 1 / 6, 0.5)),
-    lambda x, y, g: [g * N.hard_sigmoid(x, 1 / 6, 0.5) + _hard_sigmoid_grad(x, g * x, 1 / 6, 0.5)])
+    lambda x, y, g: [g * F.hard_sigmoid(x, 1 / 6, 0.5) + _hard_sigmoid_grad(x, g * x, 1 / 6, 0.5)],
+    onnx="HardSwish")
 
 
 def _gelu(e, x, approximate):
@@ -157,8 +157,6 @@ def _gelu(e, x, approximate):
 
 
 def _np_gelu(x, approximate):
-    from graphc.ops.scalar import NumpyEmitter
-
     return NumpyEmitter().run(_gelu, x, approximate=approximate)
 
 
@@ -168,7 +166,7 @@ def _gelu_bprop(x, y, g, approximate):
         du = SQRT_2_PI * (1 + 3 * GELU_CUBIC * x * x)
         return [g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)]
     u = x * SQRT1_2  # as the forward body computes it: erf(u) and e**(-u²) = e**(-x²/2)
-    cdf = 0.5 * (1 + N.erf(u))  # are then shared with it and with erf's own e**(-u²)
+    cdf = 0.5 * (1 + F.erf(u))  # are then shared with it and with erf's own e**(-u²)
     return [g * (cdf + x * F.exp(-(u * u)) * (1 / math.sqrt(2 * math.pi)))]
 
 
@@ -180,7 +178,7 @@ def _gelu_rule(types, attrs):
 
 
 _ew("gelu", "0.5 * x * (1 + erf(x / sqrt 2)), or its tanh approximation", _np_gelu, _gelu,
-    _gelu_bprop, attrs={"approximate": "none"}, infer=_gelu_rule)
+    _gelu_bprop, attrs={"approximate": "none"}, infer=_gelu_rule, onnx="Gelu")
 
 
 # --- clip and prelu: bounds and slopes are inputs ------------------------------------------
@@ -190,9 +188,19 @@ def _clip_bprop(x, lo, hi, y, g):
     return [F.where(x >= lo, inside, 0), F.where(x >= lo, 0, inside), F.where(m <= hi, 0, g)]
 
 
+def clip(x, min=None, max=None):
+    """ONNX Clip: bounds are scalars or tensors; a missing bound is +-inf (int range for i64)."""
+    if x.type.is_float:
+        lo, hi = -math.inf, math.inf
+    else:
+        info = np.iinfo(x.type.np_dtype) if x.dtype != "bool" else None
+        lo, hi = (info.min, info.max) if info is not None else (False, True)
+    return _apply("clip", x, lo if min is None else min, hi if max is None else max)
+
+
 _ew("clip", "min(max(x, min), max) (ONNX Clip with both bounds as inputs)",
     lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
-    lambda e, x, lo, hi: e.min(e.max(x, lo), hi), _clip_bprop, NUMERIC, arity=3)
+    lambda e, x, lo, hi: e.min(e.max(x, lo), hi), _clip_bprop, NUMERIC, arity=3, dsl=clip)
 
 
 def _prelu_rule(types, attrs):
@@ -206,16 +214,18 @@ def _prelu_rule(types, attrs):
 _ew("prelu", "x if x >= 0 else slope * x (slope broadcasts to x)",
     lambda x, s: np.where(x < 0, x * s, x),
     lambda e, x, s: e.select(e.lt(x, _c(e, 0, x)), e.mul(x, s), x),
-    lambda x, s, y, g: [F.where(x < 0, g * s, g), F.where(x < 0, g * x, 0)], arity=2,
-    infer=_prelu_rule)
+    lambda x, slope, y, g: [F.where(x < 0, g * slope, g), F.where(x < 0, g * x, 0)], arity=2,
+    infer=_prelu_rule, onnx="PRelu")
 
 # --- logical ops on bool -------------------------------------------------------------------
 _BOOL = ("bool",)
 _ew("logical_and", "a and b", np.logical_and,
-    lambda e, a, b: e.select(a, b, _c(e, False, a)), NOT_DIFFERENTIABLE, _BOOL, arity=2)
+    lambda e, a, b: e.select(a, b, _c(e, False, a)), NOT_DIFFERENTIABLE, _BOOL, arity=2,
+    onnx="And")
 _ew("logical_or", "a or b", np.logical_or,
-    lambda e, a, b: e.select(a, _c(e, True, a), b), NOT_DIFFERENTIABLE, _BOOL, arity=2)
+    lambda e, a, b: e.select(a, _c(e, True, a), b), NOT_DIFFERENTIABLE, _BOOL, arity=2,
+    onnx="Or")
 _ew("logical_xor", "a xor b", np.logical_xor, lambda e, a, b: e.ne(a, b), NOT_DIFFERENTIABLE,
-    _BOOL, arity=2)
+    _BOOL, arity=2, onnx="Xor")
 _ew("logical_not", "not a", np.logical_not, lambda e, a: e.eq(a, _c(e, False, a)),
-    NOT_DIFFERENTIABLE, _BOOL)
+    NOT_DIFFERENTIABLE, _BOOL, onnx="Not")

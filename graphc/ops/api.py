@@ -1,17 +1,30 @@
-"""The functional DSL: `gc.exp(x)`, `gc.sum(x, axis=1)`, `gc.softmax_cross_entropy(...)`.
+"""The op-building API: `F.exp(x)`, `F.sum(x, axis=1)`, `gc.softmax_cross_entropy(...)`.
 
-Input: Tensors from a GraphBuilder (and Python scalars, lifted to constants).
-Output: new Tensors; each call adds one node through the op registry. Op bprops are written with
-these same functions, so gradient graphs can be differentiated again.
+Input: Tensors from a GraphBuilder (and Python scalars, lifted to constants), and the op
+registry. Output: new Tensors; each call adds nodes through the registry. Op bprops are written
+with these same functions, so gradient graphs can be differentiated again.
+
+The registry owns the names: `F.<name>` is the `dsl` function of the op whose public name it is
+(a hand-written function beside the op's record, where the op converts its arguments), or a
+function derived from the record: its operands (named as in the op's bprop), then its
+attributes with their defaults, each converted to its default's type. Helpers with no op of
+their own (swapaxes, squeeze, unsqueeze, flatten, expand, split) are defined here; the NN layer
+helpers are in api_nn.py.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import builtins
+import inspect
+import itertools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from graphc.builder import Tensor
 from graphc.errors import GraphcError, ShapeError, located
-from graphc.types import dtype_name
+from graphc.ops.registry import REQUIRED, OpDef, all_ops, api_name, get_op
 
 
 def _builder(*xs: Any):
@@ -46,117 +59,154 @@ def _axes(axis: int | Sequence[int] | None, x: Tensor, op: str) -> tuple[int, ..
     return tuple(sorted({_axis(a, x, op) for a in axes}))
 
 
-# --- elementwise ----------------------------------------------------------------------------
-def add(a, b): return _apply("add", a, b)
-def sub(a, b): return _apply("sub", a, b)
-def mul(a, b): return _apply("mul", a, b)
-def div(a, b): return _apply("div", a, b)
-def pow(a, b): return _apply("pow", a, b)
-def maximum(a, b): return _apply("maximum", a, b)
-def minimum(a, b): return _apply("minimum", a, b)
-def neg(x): return _apply("neg", x)
-def exp(x): return _apply("exp", x)
-def log(x): return _apply("log", x)
-def tanh(x): return _apply("tanh", x)
-def sigmoid(x): return _apply("sigmoid", x)
-def relu(x): return _apply("relu", x)
-def sqrt(x): return _apply("sqrt", x)
-def equal(a, b): return _apply("equal", a, b)
-def not_equal(a, b): return _apply("not_equal", a, b)
-def less(a, b): return _apply("less", a, b)
-def less_equal(a, b): return _apply("less_equal", a, b)
-def greater(a, b): return _apply("greater", a, b)
-def greater_equal(a, b): return _apply("greater_equal", a, b)
-def stop_gradient(x): return _apply("stop_gradient", x)
+# --- op functions derived from the records ------------------------------------------------------
+_GENERIC_OPERANDS = {1: ("x",), 2: ("a", "b"), 3: ("a", "b", "c")}
 
 
-def where(cond, a, b) -> Tensor:
-    """Elementwise select with broadcasting; scalars take the dtype of the other branch."""
-    bld = _builder(cond, a, b)
-    like = a if isinstance(a, Tensor) else b
-    return bld.apply("where", [bld.lift(cond), bld.lift(a, like=like), bld.lift(b, like=like)])
+def _operand_names(op: OpDef) -> tuple[str, ...]:
+    """The operands' names as the op's bprop (or scalar body, or reference) calls them."""
+    count = op.arity or 0
+    for fn, skip in ((op.bprop, 0), (op.scalar, 1), (op.reference, 0)):
+        try:
+            params = list(inspect.signature(fn).parameters.values())[skip:skip + count]
+        except (TypeError, ValueError):  # not a Python function (a ufunc, NOT_DIFFERENTIABLE)
+            continue
+        names = tuple(p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD)
+        if len(names) == count and not set(names) & set(op.attrs):
+            return names
+    return _GENERIC_OPERANDS.get(count, tuple(f"x{i}" for i in range(count)))
 
 
-def cast(x: Tensor, dtype: str) -> Tensor:
+def _convert(value: Any, default: Any) -> Any:
+    """An attribute value in its default's type (alpha=1 -> 1.0), as the record declares it."""
+    if value is None or default is None or default is REQUIRED:
+        return value
+    for kind in (bool, int, float):
+        if isinstance(default, kind):
+            return kind(value)
+    return value
+
+
+def _derived(op: OpDef) -> Callable[..., Tensor]:
+    """`name(operands..., attrs...)` adding one `op` node, with a signature from the record."""
+    p = inspect.Parameter
+    operands = [p("operands", p.VAR_POSITIONAL)] if op.arity is None else \
+        [p(n, p.POSITIONAL_OR_KEYWORD) for n in _operand_names(op)]
+    attrs = [p(k, p.KEYWORD_ONLY if op.arity is None else p.POSITIONAL_OR_KEYWORD,
+               default=p.empty if v is REQUIRED else v) for k, v in op.attrs.items()]
+    signature = inspect.Signature(operands + attrs)
+
+    def function(*args: Any, **kwargs: Any) -> Tensor:
+        bound = signature.bind(*args, **kwargs).arguments
+        xs = bound.pop("operands") if op.arity is None else [bound.pop(n) for n in
+                                                             signature.parameters if n in bound
+                                                             and n not in op.attrs]
+        return _apply(op.name, *xs, **{k: _convert(v, op.attrs[k]) for k, v in bound.items()})
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__module__ = __name__
+    function.__signature__ = signature
+    function.__doc__ = f"{op.doc} (the `{op.name}` op)"
+    return function
+
+
+_FUNCTIONS: dict[str, tuple[OpDef, Callable[..., Tensor]]] = {}  # by public name
+
+
+def _registered(op: OpDef) -> bool:
     try:
-        to = dtype_name(dtype)
-    except GraphcError as err:
-        _fail(str(err), x, "cast")
-    return _apply("cast", x, to=to)
+        return get_op(op.name) is op
+    except GraphcError:
+        return False
 
 
-# --- reductions ------------------------------------------------------------------------------
-def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    return _apply("sum", x, axes=_axes(axis, x, "sum"), keepdims=keepdims)
+def op_function(name: str) -> Callable[..., Any] | None:
+    """The op API's function called `name` (an op's `dsl` or derived one), or None."""
+    cached = _FUNCTIONS.get(name)
+    if cached is not None and _registered(cached[0]):
+        return cached[1]
+    op = next((o for o in all_ops().values() if api_name(o) == name), None)
+    if op is None:
+        _FUNCTIONS.pop(name, None)
+        return None
+    function = op.dsl if op.dsl is not None else _derived(op)
+    _FUNCTIONS[name] = (op, function)
+    return function
 
 
-def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    return _apply("mean", x, axes=_axes(axis, x, "mean"), keepdims=keepdims)
+def op_names() -> list[str]:
+    """Every public op's name in the op API."""
+    return sorted(n for op in all_ops().values() if (n := api_name(op)) is not None)
 
 
-def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    return _apply("max", x, axes=_axes(axis, x, "max"), keepdims=keepdims)
+def __getattr__(name: str) -> Callable[..., Any]:
+    function = op_function(name) if not name.startswith("__") else None
+    if function is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return function
 
 
-# --- linear algebra and movement -------------------------------------------------------------
-def matmul(a, b) -> Tensor:
-    return _apply("matmul", a, b)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(op_names()))
 
 
-def transpose(x: Tensor, perm: Sequence[int] | None = None) -> Tensor:
-    perm = tuple(reversed(range(x.ndim))) if perm is None else \
-        tuple(_axis(p, x, "transpose") for p in perm)
-    return _apply("transpose", x, perm=perm)
-
-
+# --- shape helpers with no op of their own: reshapes, transposes and slices ---------------------
 def swapaxes(x: Tensor, a: int, b: int) -> Tensor:
     perm = list(range(x.ndim))
     perm[a], perm[b] = perm[b], perm[a]
-    return transpose(x, perm)
+    return _apply("transpose", x, perm=tuple(perm))
 
 
-def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
-    shape = tuple(int(d) for d in shape)
-    if shape.count(-1) > 1:
-        _fail(f"reshape to {shape}: at most one dimension may be -1", x, "reshape")
-    if -1 in shape:
-        known = 1
-        for d in shape:
-            known *= d if d != -1 else 1
-        if known == 0 or x.type.size % known:
-            _fail(f"cannot reshape {x.shape} to {shape}", x, "reshape")
-        shape = tuple(x.type.size // known if d == -1 else d for d in shape)
-    return _apply("reshape", x, shape=shape)
+def squeeze(x: Tensor, axes: int | Sequence[int] | None = None) -> Tensor:
+    """Drop size-1 axes (all of them when `axes` is None)."""
+    drop = [a for a in range(x.ndim) if x.shape[a] == 1] if axes is None else \
+        _axes(axes, x, "squeeze")
+    if any(x.shape[a] != 1 for a in drop):
+        _fail(f"squeeze: axes {drop} are not all of size 1", x, "squeeze")
+    return _apply("reshape", x, shape=tuple(d for a, d in enumerate(x.shape) if a not in drop))
 
 
-def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
-    return _apply("broadcast_to", x, shape=tuple(shape))
+def unsqueeze(x: Tensor, axes: int | Sequence[int]) -> Tensor:
+    """Insert size-1 axes at `axes` (positions in the result, negatives allowed)."""
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    rank = x.ndim + len(axes)
+    where = sorted(a % rank for a in axes)
+    dims = iter(x.shape)
+    return _apply("reshape", x, shape=tuple(1 if a in where else next(dims) for a in range(rank)))
 
 
-# --- neural-network composites ---------------------------------------------------------------
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _apply("softmax", x, axis=_axis(axis, x, "softmax"))
+def flatten(x: Tensor, axis: int = 1) -> Tensor:
+    """ONNX Flatten: [prod(shape[:axis]), prod(shape[axis:])]."""
+    axis = axis % (x.ndim + 1) if axis < 0 else axis
+    return _apply("reshape", x, shape=(math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _apply("log_softmax", x, axis=_axis(axis, x, "log_softmax"))
+def expand(x: Tensor, shape: Sequence[int]) -> Tensor:
+    """ONNX Expand: bidirectional broadcast of x and `shape`."""
+    target = np.broadcast_shapes(tuple(x.shape), tuple(shape))
+    return _apply("broadcast_to", x, shape=tuple(target))
 
 
-def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean over the batch of -log softmax(logits)[label]; labels are i64 class indices."""
-    return _apply("softmax_cross_entropy", logits, labels)
+def split(x: Tensor, sizes: Sequence[int] | int, axis: int = 0) -> tuple[Tensor, ...]:
+    """ONNX Split as slices: `sizes` per part, or a number of equal parts."""
+    axis = _axis(axis, x, "split")
+    if isinstance(sizes, int):
+        if x.shape[axis] % sizes:
+            _fail(f"cannot split {x.shape[axis]} into {sizes} equal parts", x, "split")
+        sizes = [x.shape[axis] // sizes] * sizes
+    if builtins.sum(sizes) != x.shape[axis]:
+        _fail(f"split sizes {list(sizes)} do not add up to {x.shape[axis]}", x, "split")
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return tuple(_apply("slice", x, starts=(lo,), ends=(hi,), axes=(axis,))
+                 for lo, hi in itertools.pairwise(bounds))
 
 
-def mse(pred: Tensor, target) -> Tensor:
-    """Mean over all elements of (pred - target)**2."""
-    return _apply("mse", pred, target)
+def defined_here(namespace: dict[str, Any]) -> list[str]:
+    """The public functions a module defines itself (its `__all__`)."""
+    module = namespace["__name__"]
+    return sorted(n for n, v in namespace.items() if not n.startswith("_") and
+                  inspect.isfunction(v) and v.__module__ == module)
 
 
-def constant(builder, value, dtype: str | None = None) -> Tensor:
-    """A constant tensor in `builder` (Python scalars/lists/arrays; dtype defaults to the value's)."""
-    import numpy as np
-
-    from graphc.types import TensorType
-
-    array = np.asarray(value)
-    return builder.lift(array.astype(TensorType((), dtype).np_dtype) if dtype else array)
+__all__ = [n for n in defined_here(globals())
+           if n not in ("op_function", "op_names", "defined_here")]

@@ -10,15 +10,17 @@ Input: nothing (imported for its side effect). Output: registered OpDefs:
 pads are ONNX's (x1_begin, x2_begin, ..., x1_end, x2_end, ...); strides/dilations default to 1
 and pads to 0 on every axis (None). conv2d is a composite: its bprop is written with
 windows/col2im/matmul and it decomposes into windows + matmul after autodiff. The pools
-(ops/pool.py) are windows + max/sum.
+(ops/pool.py) are windows + max/sum. Each op has its op-API function here, which takes an int
+for "the same on every axis" and None for the defaults.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import ShapeError
 from graphc.ops import api as F
-from graphc.ops import api_nn as N
+from graphc.ops.api import _apply
 from graphc.ops.registry import REQUIRED, OpDef, register
 from graphc.types import FLOAT_DTYPES, TensorType
 
@@ -69,6 +71,20 @@ def _tap_slices(size, out, tap, strides, pads, dilations):
         ok = (pos >= 0) & (pos < size[a])
         sel.append((np.flatnonzero(ok), pos[ok]))
     return sel
+
+
+def spatial(v, d: int, name: str) -> tuple[int, ...]:
+    """An int (the same on every spatial axis), one value per axis, or None (1s)."""
+    v = (1 if v is None else v,) * d if v is None or isinstance(v, int) else tuple(v)
+    if len(v) != d:
+        raise ValueError(f"{name} needs 1 or {d} values, got {v}")
+    return tuple(int(a) for a in v)
+
+
+def pad_ends(pads, d: int) -> tuple[int, ...]:
+    """An int, one pad per axis (both ends), ONNX's (begins..., ends...), or None (0s)."""
+    pads = (pads or 0,) * (2 * d) if pads is None or isinstance(pads, int) else tuple(pads)
+    return tuple(int(p) for p in (pads * 2 if len(pads) == d else pads))
 
 
 # --- windows (im2col) and its adjoint ------------------------------------------------------
@@ -129,14 +145,24 @@ def _windows_index_map(at, e, idx, in_types, out_type, kernel, strides, pads, di
 
 def _windows_bprop(x, y, g, kernel, strides, pads, dilations, value):
     d = len(kernel)
-    back = N.col2im(g, x.shape[2:2 + d], strides, pads, dilations)
+    back = col2im(g, x.shape[2:2 + d], strides, pads, dilations)
     return [back if x.ndim == 2 + 2 * d else F.sum(back, tuple(range(2 + d, 2 + 2 * d)))]
+
+
+def windows(x: Tensor, kernel, strides=1, pads=0, dilations=1, value: float = 0.0) -> Tensor:
+    """im2col: [N,C,*S] -> [N,C,*O,*K] (`value` where a window reads padding); an int kernel
+    means a 2-D one."""
+    d = 2 if isinstance(kernel, int) else len(kernel)
+    return _apply("windows", x, kernel=spatial(kernel, d, "kernel"),
+                  strides=spatial(strides, d, "strides"), pads=pad_ends(pads, d),
+                  dilations=spatial(dilations, d, "dilations"), value=value)
 
 
 register(OpDef(
     name="windows", doc="im2col: every kernel window of x, `value` where it reads padding",
     kind="movement", infer=_windows_rule, reference=_windows_reference, bprop=_windows_bprop,
-    attrs={"kernel": REQUIRED, **_WINDOW_ATTRS, "value": 0.0}, index_map=_windows_index_map))
+    attrs={"kernel": REQUIRED, **_WINDOW_ATTRS, "value": 0.0}, index_map=_windows_index_map,
+    dsl=windows))
 
 
 def _col2im_rule(types, attrs):
@@ -184,12 +210,20 @@ def _col2im_index_map(at, e, idx, in_types, out_type, size, strides, pads, dilat
                      lambda: at(0, (*idx[:2], *clamped, *taps)), 0)
 
 
+def col2im(g: Tensor, size, strides=1, pads=0, dilations=1) -> Tensor:
+    """windows' adjoint: [N,C,*O,*K] -> [N,C,*S,*K] (an int size means a 2-D one)."""
+    d = 2 if isinstance(size, int) else len(size)
+    return _apply("col2im", g, size=spatial(size, d, "size"),
+                  strides=spatial(strides, d, "strides"), pads=pad_ends(pads, d),
+                  dilations=spatial(dilations, d, "dilations"))
+
+
 register(OpDef(
     name="col2im", doc="windows' adjoint: window element (*o, *k) back at its input position",
     kind="movement", infer=_col2im_rule, reference=_col2im_reference,
     bprop=lambda g, y, dy, size, strides, pads, dilations: [
-        N.windows(dy, g.shape[2 + len(size):], strides, pads, dilations)],
-    attrs={"size": REQUIRED, **_WINDOW_ATTRS}, index_map=_col2im_index_map))
+        windows(dy, g.shape[2 + len(size):], strides, pads, dilations)],
+    attrs={"size": REQUIRED, **_WINDOW_ATTRS}, index_map=_col2im_index_map, dsl=col2im))
 
 
 # --- conv2d -------------------------------------------------------------------------------
@@ -225,7 +259,7 @@ def _cols(x, w, strides, pads, dilations, group):
     matmul. Images are the batch of the matmul, so its output is NCHW as it stands, the few
     filters (LeNet's 6) sit on the GEMM's short M side, and each column row reads x along a
     row of the image (contiguous in ow)."""
-    c6 = N.windows(x, w.shape[2:], strides, pads, dilations)
+    c6 = windows(x, w.shape[2:], strides, pads, dilations)
     n, c, oh, ow, kh, kw = c6.shape
     c7 = F.reshape(c6, (n, group, c // group, oh, ow, kh, kw))
     return F.reshape(F.transpose(c7, (0, 1, 2, 5, 6, 3, 4)),
@@ -257,12 +291,21 @@ def _conv_bprop(*args, strides, pads, dilations, group):
     dcols = F.reshape(F.swapaxes(_wmat(w, group), 1, 2) @ gm,
                       (n, group, c // group, kh, kw, oh, ow))
     dcols = F.reshape(F.transpose(dcols, (0, 1, 2, 5, 6, 3, 4)), (n, c, oh, ow, kh, kw))
-    dx = F.sum(N.col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5))
+    dx = F.sum(col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5))
     return [dx, dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
+
+
+def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, strides=1, pads=0, dilations=1,
+           group: int = 1) -> Tensor:
+    """ONNX Conv: x [N,C,H,W], w [O,C/group,KH,KW], optional bias [O]."""
+    args = (x, w) if b is None else (x, w, b)
+    return _apply("conv2d", *args, strides=spatial(strides, 2, "strides"),
+                  pads=pad_ends(pads, 2), dilations=spatial(dilations, 2, "dilations"),
+                  group=int(group))
 
 
 register(OpDef(
     name="conv2d", doc="ONNX Conv, 2-D NCHW: im2col windows @ filters (+ bias)",
     kind="composite", infer=_conv_rule, reference=_conv_reference, bprop=_conv_bprop,
     attrs={"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "group": 1},
-    arity=None, decompose=_conv_decompose))
+    arity=None, decompose=_conv_decompose, dsl=conv2d))

@@ -8,6 +8,7 @@ the indented body, and the interpreter runs it by interpreting the body.
 from __future__ import annotations
 
 from graphc.errors import ShapeError
+from graphc.interpret import interpret
 from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 
 KERNEL_KINDS = ("loop", "reduce", "matmul")
@@ -25,8 +26,6 @@ def _fused_rule(types, attrs):
 
 
 def _fused_reference(*arrays, body, kind):
-    from graphc.interpret import interpret
-
     out = interpret(body, {i.name: a for i, a in zip(body.inputs, arrays)})
     return tuple(out[k] for k in body.outputs)
 
@@ -34,4 +33,4 @@ def _fused_reference(*arrays, body, kind):
 register(OpDef(
     name="fused", doc="a kernel: its body's primitive ops run in one loop nest", kind="fused",
     infer=_fused_rule, reference=_fused_reference, bprop=NOT_DIFFERENTIABLE, arity=None,
-    attrs={"body": REQUIRED, "kind": "loop"}))
+    attrs={"body": REQUIRED, "kind": "loop"}, public=False))

@@ -2,13 +2,19 @@
 
 Input: nothing (imported for its side effect). Output: registered OpDefs. Movement ops carry a
 `view` fact (input element strides per output dim), so one strided-copy kernel lowers them all.
+`transpose` (perm defaults to reversed axes) and `reshape` (one -1 is inferred) have their
+op-API functions here.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import GraphcError, ShapeError
 from graphc.ops import api as F
+from graphc.ops.api import _apply, _axis, _fail
 from graphc.ops.registry import REQUIRED, OpDef, register
 from graphc.types import FLOAT_DTYPES, TensorType, broadcast_shapes
 
@@ -51,7 +57,7 @@ def _matmul_bprop(a, b, y, g):
 
 register(OpDef(
     name="matmul", doc="a @ b; batch dims broadcast like NumPy", kind="matmul",
-    infer=_matmul_rule, reference=np.matmul, arity=2, bprop=_matmul_bprop))
+    infer=_matmul_rule, reference=np.matmul, arity=2, bprop=_matmul_bprop, onnx="MatMul"))
 
 
 def _transpose_rule(types, attrs):
@@ -66,11 +72,17 @@ def _transpose_view(x: TensorType, y: TensorType, perm) -> tuple[int, ...]:
     return tuple(strides[p] for p in perm)
 
 
+def transpose(x: Tensor, perm: Sequence[int] | None = None) -> Tensor:
+    perm = tuple(reversed(range(x.ndim))) if perm is None else \
+        tuple(_axis(p, x, "transpose") for p in perm)
+    return _apply("transpose", x, perm=perm)
+
+
 register(OpDef(
     name="transpose", doc="permute axes", kind="movement", infer=_transpose_rule,
     reference=lambda x, perm: np.array(np.transpose(x, perm), order="C"),
     bprop=lambda x, y, g, perm: [F.transpose(g, tuple(np.argsort(perm).tolist()))],
-    attrs={"perm": REQUIRED}, view=_transpose_view))
+    attrs={"perm": REQUIRED}, view=_transpose_view, onnx="Transpose", dsl=transpose))
 
 
 def _reshape_rule(types, attrs):
@@ -80,8 +92,22 @@ def _reshape_rule(types, attrs):
     return [TensorType(shape, x.dtype)]
 
 
+def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
+    shape = tuple(int(d) for d in shape)
+    if shape.count(-1) > 1:
+        _fail(f"reshape to {shape}: at most one dimension may be -1", x, "reshape")
+    if -1 in shape:
+        known = 1
+        for d in shape:
+            known *= d if d != -1 else 1
+        if known == 0 or x.type.size % known:
+            _fail(f"cannot reshape {x.shape} to {shape}", x, "reshape")
+        shape = tuple(x.type.size // known if d == -1 else d for d in shape)
+    return _apply("reshape", x, shape=shape)
+
+
 register(OpDef(
     name="reshape", doc="same elements, new shape (row-major)", kind="movement",
     infer=_reshape_rule, reference=lambda x, shape: np.reshape(x, shape).copy(),
     bprop=lambda x, y, g, shape: [F.reshape(g, x.shape)], attrs={"shape": REQUIRED},
-    view=lambda x, y, shape: contiguous_strides(y.shape)))
+    view=lambda x, y, shape: contiguous_strides(y.shape), dsl=reshape))

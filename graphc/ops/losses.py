@@ -1,14 +1,17 @@
 """Neural-network composites: softmax, log_softmax, softmax_cross_entropy, mse.
 
 Input: nothing (imported for its side effect). Output: registered composite OpDefs; each keeps a
-cheap, stable bprop through autodiff and is decomposed into primitives afterwards.
+cheap, stable bprop through autodiff and is decomposed into primitives afterwards. softmax and
+log_softmax have op-API functions here (axis defaults to -1).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import GraphcError, ShapeError
 from graphc.ops import api as F
+from graphc.ops.api import _apply, _axis
 from graphc.ops.registry import REQUIRED, OpDef, register
 from graphc.types import FLOAT_DTYPES, TensorType
 
@@ -38,16 +41,26 @@ def _softmax(x, axis):
     return e / F.sum(e, axis, keepdims=True)
 
 
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return _apply("softmax", x, axis=_axis(axis, x, "softmax"))
+
+
 register(OpDef(
     name="softmax", doc="exp(x) / sum(exp(x)) along axis, computed stably", kind="composite",
     infer=_float_axis_rule, reference=lambda x, axis: np.exp(_np_log_softmax(x, axis)),
     bprop=lambda x, y, g, axis: [y * (g - F.sum(g * y, axis, keepdims=True))],
-    attrs={"axis": REQUIRED}, decompose=_softmax))
+    attrs={"axis": REQUIRED}, decompose=_softmax, onnx="Softmax", dsl=softmax))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return _apply("log_softmax", x, axis=_axis(axis, x, "log_softmax"))
+
+
 register(OpDef(
     name="log_softmax", doc="x - logsumexp(x) along axis, computed stably", kind="composite",
     infer=_float_axis_rule, reference=_np_log_softmax,
     bprop=lambda x, y, g, axis: [g - F.exp(y) * F.sum(g, axis, keepdims=True)],
-    attrs={"axis": REQUIRED}, decompose=_log_softmax))
+    attrs={"axis": REQUIRED}, decompose=_log_softmax, onnx="LogSoftmax", dsl=log_softmax))
 
 
 def _sce_rule(types, attrs):

@@ -3,13 +3,14 @@
 Input: nothing (imported for its side effect). Output: registered OpDefs:
   batch_norm(x, scale, bias, mean, var; epsilon=1e-5)       ONNX BatchNormalization, inference
   batch_norm_training(x, scale, bias; epsilon=1e-5)         normalised by the batch statistics
-      (running statistics are graph state updated by the DSL layer, see frontend/nn.py)
+      (running statistics are graph state updated by the layer helper, see ops/api_nn.py)
   layer_norm(x, scale, bias; axis=-1, epsilon=1e-5)         ONNX LayerNormalization (Y only)
   lrn(x; size, alpha=1e-4, beta=0.75, bias=1.0)             ONNX LRN across channels
   dropout_mask(step: i64[]; shape, ratio, seed=0) -> bool   keep-mask from a counter-based hash
   nll_loss(input, target: i64, weight; reduction="mean", ignore_index=None)
                                                         ONNX NegativeLogLikelihoodLoss
 Channel axis is 1 (NCHW or [N, C, ...]); statistics are biased (divide by the count), as ONNX.
+layer_norm and nll_loss have op-API functions here; the others' are derived from their records.
 """
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import math
 
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import GraphcError, ShapeError
 from graphc.ops import api as F
-from graphc.ops import api_nn as N
+from graphc.ops.api import _apply, _axis
 from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
+from graphc.ops.scalar import NumpyEmitter
 from graphc.types import FLOAT_DTYPES, TensorType
 
 
@@ -78,21 +81,13 @@ def _bn_bprop(x, scale, bias, mean, var, y, g, epsilon):
 register(OpDef(
     name="batch_norm", doc="ONNX BatchNormalization with given (running) mean and variance",
     kind="composite", infer=_bn_rule, reference=_np_bn, bprop=_bn_bprop, arity=5,
-    attrs={"epsilon": 1e-5}, decompose=_bn_decompose))
+    attrs={"epsilon": 1e-5}, decompose=_bn_decompose, onnx="BatchNormalization"))
 
 
 def _np_bn_train(x, scale, bias, epsilon):
     axes = (0,) + tuple(range(2, x.ndim))
     mean, var = x.mean(axis=axes), x.var(axis=axes)
     return _np_bn(x, scale, bias, mean, var, epsilon)
-
-
-def batch_stats(x):
-    """Per-channel batch mean and biased variance of [N, C, ...]."""
-    axes = _stat_axes(x)
-    mean = F.mean(x, axes, keepdims=True)
-    d = x - mean
-    return F.reshape(mean, (x.shape[1],)), F.mean(d * d, axes)
 
 
 def _normalised(x, axes, epsilon):
@@ -162,10 +157,16 @@ def _ln_bprop(x, scale, bias, y, g, axis, epsilon):
     return [_norm_input_grad(g * scale, xhat, inv, axes), F.sum(g * xhat, lead), F.sum(g, lead)]
 
 
+def layer_norm(x: Tensor, scale, bias, axis: int = -1, epsilon: float = 1e-5) -> Tensor:
+    """ONNX LayerNormalization over axes [axis, rank); scale/bias broadcast to them."""
+    return _apply("layer_norm", x, scale, bias, axis=_axis(axis, x, "layer_norm"),
+                  epsilon=float(epsilon))
+
+
 register(OpDef(
     name="layer_norm", doc="ONNX LayerNormalization over axes [axis, rank)", kind="composite",
     infer=_ln_rule, reference=_np_ln, bprop=_ln_bprop, arity=3,
-    attrs={"axis": -1, "epsilon": 1e-5}, decompose=_ln_decompose))
+    attrs={"axis": -1, "epsilon": 1e-5}, decompose=_ln_decompose, dsl=layer_norm))
 
 
 # --- local response normalisation -----------------------------------------------------------
@@ -177,8 +178,8 @@ def _lrn_window(size: int) -> tuple[int, int]:
 def _channel_window_sum(t, before: int, after: int):
     """s[:, c] = sum of t[:, c - before : c + after + 1] (zero outside), by pad and slices."""
     c = t.shape[1]
-    p = N.pad(t, (0, before) + (0,) * (t.ndim - 2) + (0, after) + (0,) * (t.ndim - 2))
-    parts = [N.slice(p, [k], [k + c], [1]) for k in range(before + after + 1)]
+    p = F.pad(t, (0, before) + (0,) * (t.ndim - 2) + (0, after) + (0,) * (t.ndim - 2))
+    parts = [F.slice(p, [k], [k + c], [1]) for k in range(before + after + 1)]
     return sum(parts[1:], parts[0])
 
 
@@ -216,7 +217,7 @@ register(OpDef(
     kind="composite", infer=_lrn_rule, reference=_np_lrn, bprop=_lrn_bprop,
     attrs={"size": REQUIRED, "alpha": 1e-4, "beta": 0.75, "bias": 1.0},
     decompose=lambda x, size, alpha, beta, bias: x * F.pow(_lrn_scale(x, size, alpha, bias),
-                                                           -beta)))
+                                                           -beta), onnx="LRN"))
 
 
 # --- dropout's random mask ------------------------------------------------------------------
@@ -262,8 +263,6 @@ def _mask_index_map(at, e, idx, in_types, out_type, shape, ratio, seed):
 
 
 def _mask_reference(step, shape, ratio, seed):
-    from graphc.ops.scalar import NumpyEmitter
-
     idx = tuple(np.indices(shape)) if shape else ()
     e = NumpyEmitter()
     with np.errstate(all="ignore"):
@@ -333,7 +332,7 @@ def _hot(x, target, ignore_index):
                               dtype="i64")
     t = F.reshape(target, shape)
     hot = F.equal(t, classes)
-    return hot if ignore_index is None else N.logical_and(hot, F.not_equal(t, ignore_index))
+    return hot if ignore_index is None else F.logical_and(hot, F.not_equal(t, ignore_index))
 
 
 def _nll_parts(x, target, weight, ignore_index):
@@ -369,8 +368,17 @@ def _nll_bprop(x, target, weight, y, g, reduction, ignore_index):
     return [dx, None, F.sum(F.where(hot, dw_elem, 0), axes)]
 
 
+def nll_loss(x: Tensor, target: Tensor, weight=None, reduction: str = "mean",
+             ignore_index: int | None = None) -> Tensor:
+    """ONNX NegativeLogLikelihoodLoss: x [N, C, ...] log-probabilities, target [N, ...] i64."""
+    if weight is None:
+        weight = F.constant(x.builder, np.ones(x.shape[1]), x.dtype)
+    return _apply("nll_loss", x, target, weight, reduction=reduction,
+                  ignore_index=None if ignore_index is None else int(ignore_index))
+
+
 register(OpDef(
     name="nll_loss", doc="ONNX NegativeLogLikelihoodLoss (class axis 1, weights, ignore_index)",
     kind="composite", infer=_nll_rule, reference=_np_nll, bprop=_nll_bprop, arity=3,
     attrs={"reduction": "mean", "ignore_index": None}, decompose=_nll_decompose,
-    check_inputs=_check_target))
+    check_inputs=_check_target, onnx="NegativeLogLikelihoodLoss", dsl=nll_loss))

@@ -11,7 +11,8 @@ pads are ONNX's (all begins, then all ends); strides/dilations default to 1, pad
 spatial rank d is len(kernel_shape). ceil_mode extends the end pads so floor division gives
 ONNX's ceiled size; those overhang positions never count (padding never wins a max and never
 counts in an average). Bprops are written with windows/col2im; the ops decompose into
-windows + max/sum/arg_max after autodiff.
+windows + max/sum/arg_max after autodiff. Each op has its op-API function here (an int is the
+same on every spatial axis; strides default to 1, like ONNX).
 """
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ import functools
 
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import ShapeError
 from graphc.ops import api as F
-from graphc.ops import api_nn as N
-from graphc.ops.conv import _windows_reference, check_window, geometry, out_size
+from graphc.ops.api import _apply
+from graphc.ops.conv import (
+    _windows_reference,
+    check_window,
+    col2im,
+    geometry,
+    out_size,
+    pad_ends,
+    spatial,
+    windows,
+)
 from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 from graphc.types import FLOAT_DTYPES, TensorType
 
@@ -89,7 +100,7 @@ def _tile_perm(d: int) -> tuple[int, ...]:
 def _pool_windows(x, value, **attrs):
     kernel, strides, pads, dilations = _geometry(x, **attrs)
     if not _tiling(x, kernel, strides, pads, dilations):
-        return N.windows(x, kernel, strides, pads, dilations, value)
+        return windows(x, kernel, strides, pads, dilations, value)
     split = [n for s, k in zip(_spatial(x, len(kernel)), kernel) for n in (s // k, k)]
     return F.transpose(F.reshape(x, (*x.shape[:2], *split)), _tile_perm(len(kernel)))
 
@@ -111,7 +122,15 @@ def _scatter(cols, x, **attrs):
         perm = _tile_perm(d)
         inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
         return F.reshape(F.transpose(cols, inverse), x.shape)
-    return F.sum(N.col2im(cols, _spatial(x, d), strides, pads, dilations), _window_axes(d))
+    return F.sum(col2im(cols, _spatial(x, d), strides, pads, dilations), _window_axes(d))
+
+
+def _pool(op: str, x: Tensor, kernel_shape, strides, pads, dilations, ceil_mode, **attrs):
+    d = x.ndim - 2
+    return _apply(op, x, kernel_shape=spatial(kernel_shape, d, "kernel_shape"),
+                  strides=spatial(1 if strides is None else strides, d, "strides"),
+                  pads=pad_ends(pads, d), dilations=spatial(dilations, d, "dilations"),
+                  ceil_mode=bool(ceil_mode), **attrs)
 
 
 # --- max_pool -----------------------------------------------------------------------------
@@ -128,13 +147,21 @@ def _max_pool_bprop(x, y, g, **attrs):
     return [_scatter(share, x, **attrs)]
 
 
+def max_pool(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+             ceil_mode: bool = False) -> Tensor:
+    """ONNX MaxPool over x's spatial axes [N,C,*S] (strides default to 1, like ONNX; pass
+    strides=kernel for the usual pool)."""
+    return _pool("max_pool", x, kernel_shape, strides, pads, dilations, ceil_mode)
+
+
 _POOL_ATTRS = {"kernel_shape": REQUIRED, "strides": None, "pads": None, "dilations": None,
                "ceil_mode": False}
 register(OpDef(
     name="max_pool", doc="ONNX MaxPool over the spatial axes (padding never wins)",
     kind="composite", infer=_pool_rule, reference=_max_pool_reference, bprop=_max_pool_bprop,
     attrs=_POOL_ATTRS, decompose=lambda x, **attrs: F.max(
-        _pool_windows(x, -np.inf, **attrs), _window_axes(len(attrs["kernel_shape"])))))
+        _pool_windows(x, -np.inf, **attrs), _window_axes(len(attrs["kernel_shape"]))),
+    dsl=max_pool))
 
 
 # --- max_pool_indices ---------------------------------------------------------------------
@@ -161,7 +188,7 @@ def _indices_decompose(x, storage_order, **attrs):
     d = len(attrs["kernel_shape"])
     cols = _pool_windows(x, -np.inf, **attrs)
     count = int(np.prod(attrs["kernel_shape"]))
-    first = N.arg_max(F.reshape(cols, cols.shape[:2 + d] + (count,)), -1, keepdims=True)
+    first = F.arg_max(F.reshape(cols, cols.shape[:2 + d] + (count,)), -1, keepdims=True)
     index = F.broadcast_to(F.constant(x.builder, flat_index(x.shape, storage_order), "i64"),
                            x.shape)
     where = F.reshape(_pool_windows(index, -1, **attrs), cols.shape[:2 + d] + (count,))
@@ -170,11 +197,19 @@ def _indices_decompose(x, storage_order, **attrs):
     return F.sum(F.where(F.equal(taps, first), where, 0), -1)
 
 
+def max_pool_indices(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+                     ceil_mode: bool = False, storage_order: int = 0) -> Tensor:
+    """ONNX MaxPool's Indices output: i64 flat index into x of each window's first maximum."""
+    return _pool("max_pool_indices", x, kernel_shape, strides, pads, dilations, ceil_mode,
+                 storage_order=int(storage_order))
+
+
 register(OpDef(
     name="max_pool_indices", doc="ONNX MaxPool's Indices: int64 flat input index of each max",
     kind="composite", infer=functools.partial(_pool_rule, out_dtype="i64"),
     reference=_indices_reference, bprop=NOT_DIFFERENTIABLE,
-    attrs={**_POOL_ATTRS, "storage_order": 0}, decompose=_indices_decompose))
+    attrs={**_POOL_ATTRS, "storage_order": 0}, decompose=_indices_decompose,
+    dsl=max_pool_indices))
 
 
 # --- avg_pool -----------------------------------------------------------------------------
@@ -213,10 +248,17 @@ def _avg_pool_bprop(x, y, g, count_include_pad, **attrs):
     return [_scatter(F.broadcast_to(share, g.shape + tuple(attrs["kernel_shape"])), x, **attrs)]
 
 
+def avg_pool(x: Tensor, kernel_shape, strides=None, pads=0, dilations=1,
+             ceil_mode: bool = False, count_include_pad: bool = False) -> Tensor:
+    """ONNX AveragePool over x's spatial axes."""
+    return _pool("avg_pool", x, kernel_shape, strides, pads, dilations, ceil_mode,
+                 count_include_pad=bool(count_include_pad))
+
+
 register(OpDef(
     name="avg_pool", doc="ONNX AveragePool over the spatial axes (count_include_pad as in ONNX)",
     kind="composite", infer=_pool_rule, reference=_avg_pool_reference, bprop=_avg_pool_bprop,
     attrs={**_POOL_ATTRS, "count_include_pad": False},
     decompose=lambda x, count_include_pad, **attrs: F.sum(
         _pool_windows(x, 0.0, **attrs), _window_axes(len(attrs["kernel_shape"])))
-    / _divisor(x, count_include_pad, **attrs)))
+    / _divisor(x, count_include_pad, **attrs), dsl=avg_pool))

@@ -1,21 +1,24 @@
 """Reductions over axes: sum, mean, max (with keepdims).
 
 Input: nothing (imported for its side effect). Output: registered reduction OpDefs whose
-`reducer` (combine op, identity) and `finalize` drive the generic reduction kernel.
+`reducer` (combine op, identity) and `finalize` drive the generic reduction kernel, and their
+op-API functions (`sum(x, axis=None, keepdims=False)`, ...), which turn `axis` into `axes`.
 """
 from __future__ import annotations
 
+import builtins
 import math
 import warnings
 
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import ShapeError
 from graphc.ops import api as F
+from graphc.ops.api import _apply, _axes
+from graphc.ops.elementwise import NUMERIC
 from graphc.ops.registry import REQUIRED, OpDef, register
 from graphc.types import FLOAT_DTYPES, TensorType
-
-NUMERIC = ("f32", "f64", "i64")
 
 
 def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
@@ -42,7 +45,7 @@ def _rule(allowed):
         (x,), axes = types, attrs["axes"]
         if x.dtype not in allowed:
             raise ShapeError(f"dtype {x.dtype} not supported; expected one of {allowed}")
-        if any(not 0 <= a < max(x.rank, 1) for a in axes) or list(axes) != sorted(set(axes)):
+        if any(not 0 <= a < builtins.max(x.rank, 1) for a in axes) or list(axes) != sorted(set(axes)):
             raise ShapeError(f"axes {axes} must be sorted, unique and within rank {x.rank}")
         if x.rank == 0 and axes:
             raise ShapeError("cannot reduce over an axis of a scalar")
@@ -82,18 +85,35 @@ def _max_bprop(x, y, g, axes, keepdims):
 
 _ATTRS = {"axes": REQUIRED, "keepdims": False}
 
+
+def sum(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return _apply("sum", x, axes=_axes(axis, x, "sum"), keepdims=bool(keepdims))
+
+
 register(OpDef(
     name="sum", doc="sum over axes", kind="reduction", infer=_rule(NUMERIC),
     reference=lambda x, axes, keepdims: np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype),
-    bprop=_sum_bprop, attrs=_ATTRS, reducer=("add", 0.0)))
+    bprop=_sum_bprop, attrs=_ATTRS, reducer=("add", 0.0), dsl=sum))
+
+
+def mean(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return _apply("mean", x, axes=_axes(axis, x, "mean"), keepdims=bool(keepdims))
+
+
 register(OpDef(
     name="mean", doc="arithmetic mean over axes", kind="reduction", infer=_rule(FLOAT_DTYPES),
     reference=lambda x, axes, keepdims: _quiet_mean(x, axes, keepdims),
     bprop=_mean_bprop, attrs=_ATTRS, reducer=("add", 0.0),
-    finalize=lambda e, acc, count: e.div(acc, e.const(count, acc))))
+    finalize=lambda e, acc, count: e.div(acc, e.const(count, acc)), dsl=mean))
+
+
+def max(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return _apply("max", x, axes=_axes(axis, x, "max"), keepdims=bool(keepdims))
+
+
 register(OpDef(
     name="max", doc="maximum over axes (NaN propagates)", kind="reduction",
     infer=_rule(NUMERIC),
     reference=lambda x, axes, keepdims: np.max(x, axis=axes, keepdims=keepdims,
                                                initial=lowest(x.dtype)),
-    bprop=_max_bprop, attrs=_ATTRS, reducer=("max", -math.inf)))
+    bprop=_max_bprop, attrs=_ATTRS, reducer=("max", -math.inf), dsl=max))

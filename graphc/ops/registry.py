@@ -1,8 +1,9 @@
-"""The op registry: one `OpDef` record holds every fact about an op.
+"""The op registry: one `OpDef` record holds every fact about an op, its names included.
 
-Input: `register(OpDef(...))` calls from the op modules. Output: `get_op(name)` / `all_ops()`
-for the drivers (builder, verifier, interpreter, autodiff, decomposition, kernel emitter), which
-look facts up here instead of branching on op names.
+Input: `register(OpDef(...))` calls from the op modules (`unregister` undoes one, for tests).
+Output: `get_op(name)` / `all_ops()` for the drivers (builder, verifier, interpreter, autodiff,
+decomposition, kernel emitter, the op API, ONNX import and export), which look facts up here
+instead of branching on op names, and `api_name(op)`, the op's name in the op API.
 """
 from __future__ import annotations
 
@@ -46,6 +47,13 @@ class OpDef:
     - `check_inputs(types, arrays, **attrs)`: run-time validation of data the shape rule cannot see
       (e.g. class labels in range); `arrays[i]` is None where the value is not known (a compiled
       run only knows its feeds); raises GraphcError.
+    - `dsl`: the op's hand-written function in the op API (`gc.sum`, `F.sum`), for ops whose
+      function converts its arguments (axis -> axes, a default perm, reshape's -1); its
+      `__name__` is the op's public name. Without one, graphc.ops.api derives the function from
+      `arity` and `attrs` under the op's own name. `public=False` keeps an internal op
+      (fused, iota) out of the op API.
+    - `onnx`: the ONNX op type when the op maps one-to-one onto it (same operands, same attribute
+      names and meanings): the exporter writes it and the importer reads it from this field.
     """
 
     name: str
@@ -62,8 +70,10 @@ class OpDef:
     view: Callable[..., tuple[int, ...]] | None = None
     index_map: Callable[..., Any] | None = None
     check_inputs: Callable[..., None] | None = None
-    traits: frozenset[str] = frozenset()
     arity: int | None = 1
+    dsl: Callable[..., Any] | None = None
+    public: bool = True
+    onnx: str | None = None
 
     @property
     def differentiable(self) -> bool:
@@ -89,6 +99,19 @@ def register(op: OpDef) -> OpDef:
         raise GraphcError(f"composite op {op.name!r} needs a decomposition")
     _REGISTRY[op.name] = op
     return op
+
+
+def unregister(name: str) -> None:
+    """Remove an op (a test's temporary op), so that no later lookup sees it."""
+    if _REGISTRY.pop(name, None) is None:
+        raise GraphcError(f"unknown op {name!r}")
+
+
+def api_name(op: OpDef) -> str | None:
+    """The op's name in the op API (`gc.<name>`), or None for an internal op."""
+    if not op.public:
+        return None
+    return op.dsl.__name__ if op.dsl is not None else op.name
 
 
 def get_op(name: str) -> OpDef:
@@ -118,6 +141,8 @@ def normalize_attrs(op: OpDef, attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _freeze(value: Any) -> Any:
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) >= 1:  # a NumPy array of ints
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:

@@ -21,7 +21,7 @@ EMITTER_METHODS = (
 )
 
 
-def _erf(a):
+def erf_array(a):
     """erf elementwise (NumPy has none): math.erf in float64, rounded to the input's dtype."""
     a = np.asarray(a)
     out = np.asarray(np.frompyfunc(math.erf, 1, 1)(a.astype(np.float64)), dtype=np.float64)
@@ -66,7 +66,7 @@ class NumpyEmitter:
     def floor(self, a): return np.floor(a)
     def ceil(self, a): return np.ceil(a)
     def round(self, a): return np.round(a)  # half to even
-    def erf(self, a): return _erf(a)
+    def erf(self, a): return erf_array(a)
     # i64 only: floor division and modulo (Python/NumPy signs), bitwise xor, logical shift
     def floordiv(self, a, b): return np.floor_divide(a, b)
     def mod(self, a, b): return np.mod(a, b)

@@ -9,19 +9,24 @@ Input: nothing (imported for its side effect). Output: registered OpDefs:
   min(x; axes, keepdims=False)                        reduction (ReduceMin)
   arg_max / arg_min(x; axis=0, keepdims=True, select_last_index=False) -> i64  (composites)
 Movement ops read their inputs only at clamped, in-bounds indices and select the padding value
-afterwards, so one index_map serves the NumPy check and the LLVM kernel.
+afterwards, so one index_map serves the NumPy check and the LLVM kernel. pad, concat, gather,
+min (as `reduce_min`), arg_max and arg_min have op-API functions here; slice's and unslice's
+are derived from their records.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
+from graphc.builder import Tensor
 from graphc.errors import GraphcError, ShapeError
 from graphc.ops import api as F
-from graphc.ops import api_nn as N
+from graphc.ops.api import _apply, _axes, _axis
+from graphc.ops.elementwise import NUMERIC
 from graphc.ops.losses import one_hot
-from graphc.ops.reduce import _ATTRS, NUMERIC, _max_bprop, _rule, highest
+from graphc.ops.reduce import _ATTRS, _max_bprop, _rule, highest
 from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
 from graphc.types import FLOAT_DTYPES, TensorType
 
@@ -90,7 +95,7 @@ def _slice_index_map(at, e, idx, in_types, out_type, **attrs):
 
 def _slice_bprop(x, y, g, **attrs):
     plan = slice_plan(x.shape, **attrs)
-    return [N.unslice(g, x.shape, [s for s, _, _ in plan], [st for _, st, _ in plan])]
+    return [F.unslice(g, x.shape, [s for s, _, _ in plan], [st for _, st, _ in plan])]
 
 
 register(OpDef(
@@ -136,7 +141,7 @@ def _unslice_index_map(at, e, idx, in_types, out_type, shape, starts, steps):
 def _unslice_bprop(g, y, dy, shape, starts, steps):
     ends = [s + c * st for s, st, c in zip(starts, steps, g.shape)]
     ends = [end if end >= 0 else -d - 1 for end, d in zip(ends, shape)]
-    return [N.slice(dy, starts, ends, steps=steps)]
+    return [F.slice(dy, starts, ends, steps=steps)]
 
 
 register(OpDef(
@@ -211,7 +216,7 @@ def pad_matrix(out_d: int, d: int, begin: int, mode: str, dtype: str, b):
 def _pad_bprop(x, y, g, pads, mode, value):
     r = x.ndim
     if mode == "constant":
-        return [N.pad(g, [-p for p in pads])]
+        return [F.pad(g, [-p for p in pads])]
     if r == 1:  # a matrix product needs two axes
         g, x_shape = F.reshape(g, (1, g.shape[0])), (1, x.shape[0])
         pads, r = (0, pads[0], 0, pads[1]), 2
@@ -224,10 +229,16 @@ def _pad_bprop(x, y, g, pads, mode, value):
     return [F.reshape(g, x.shape)]
 
 
+def pad(x: Tensor, pads: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """ONNX Pad: `pads` = (begin of each axis..., end of each axis...)."""
+    return _apply("pad", x, pads=tuple(int(p) for p in pads), mode=mode, value=value)
+
+
 register(OpDef(
     name="pad", doc="ONNX Pad: constant (negative pads crop), reflect or edge", kind="movement",
     infer=_pad_rule, reference=_pad_reference, bprop=_pad_bprop,
-    attrs={"pads": REQUIRED, "mode": "constant", "value": 0.0}, index_map=_pad_index_map))
+    attrs={"pads": REQUIRED, "mode": "constant", "value": 0.0}, index_map=_pad_index_map,
+    dsl=pad))
 
 
 # --- concat ---------------------------------------------------------------------------------
@@ -268,13 +279,18 @@ def _concat_bprop(*args, axis):
     xs, g = args[:-2], args[-1]
     axis = axis % g.ndim
     off = _offsets([x.type for x in xs], axis)
-    return [N.slice(g, [off[k]], [off[k + 1]], [axis]) for k in range(len(xs))]
+    return [F.slice(g, [off[k]], [off[k + 1]], [axis]) for k in range(len(xs))]
+
+
+def concat(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+    return _apply("concat", *xs, axis=_axis(axis, xs[0], "concat"))
 
 
 register(OpDef(
     name="concat", doc="ONNX Concat along axis (variadic)", kind="movement",
     infer=_concat_rule, reference=lambda *xs, axis: np.concatenate(xs, axis=axis),
-    bprop=_concat_bprop, attrs={"axis": REQUIRED}, arity=None, index_map=_concat_index_map))
+    bprop=_concat_bprop, attrs={"axis": REQUIRED}, arity=None, index_map=_concat_index_map,
+    onnx="Concat", dsl=concat))
 
 
 # --- gather ---------------------------------------------------------------------------------
@@ -329,20 +345,29 @@ def _gather_bprop(data, indices, y, g, axis):
     return [F.reshape(hot @ rows, data.shape), None]
 
 
+def gather(data: Tensor, indices: Tensor, axis: int = 0) -> Tensor:
+    """ONNX Gather (embedding lookup for axis 0); indices are i64, negatives wrap."""
+    return _apply("gather", data, indices, axis=_axis(axis, data, "gather"))
+
+
 register(OpDef(
     name="gather", doc="ONNX Gather: data indexed by i64 indices along axis", kind="movement",
     infer=_gather_rule, reference=lambda d, i, axis: np.take(d, i, axis=axis),
     bprop=_gather_bprop, attrs={"axis": 0}, arity=2, index_map=_gather_index_map,
-    check_inputs=_check_gather))
+    check_inputs=_check_gather, onnx="Gather", dsl=gather))
 
 
 # --- min and the index-picking reductions -----------------------------------------------------
+def reduce_min(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return _apply("min", x, axes=_axes(axis, x, "min"), keepdims=bool(keepdims))
+
+
 register(OpDef(
     name="min", doc="minimum over axes (NaN propagates)", kind="reduction",
     infer=_rule(NUMERIC),
     reference=lambda x, axes, keepdims: np.min(x, axis=axes, keepdims=keepdims,
                                                initial=highest(x.dtype)),
-    bprop=_max_bprop, attrs=_ATTRS, reducer=("min", math.inf)))
+    bprop=_max_bprop, attrs=_ATTRS, reducer=("min", math.inf), dsl=reduce_min))
 
 
 def _arg_rule(types, attrs):
@@ -371,19 +396,30 @@ def _arg_decompose(best):
         axis = axis % x.ndim
         hit = F.equal(x, best(x, axis, keepdims=True))
         if x.dtype in FLOAT_DTYPES:
-            hit = N.logical_or(hit, N.is_nan(x))
+            hit = F.logical_or(hit, F.is_nan(x))
         k = x.shape[axis]
         iota = x.builder.apply("iota", [], shape=x.shape, axis=axis, dtype="i64")
         if select_last_index:
             return F.max(F.where(hit, iota, -1), axis, keepdims=keepdims)
-        return N.reduce_min(F.where(hit, iota, k), axis, keepdims=keepdims)
+        return reduce_min(F.where(hit, iota, k), axis, keepdims=keepdims)
     return decompose
 
 
-for _name, _pick, _best in [("arg_max", np.argmax, F.max), ("arg_min", np.argmin, N.reduce_min)]:
+def _arg_function(name: str):
+    """The op-API function of arg_max or arg_min (the axis normalised, flags made bools)."""
+    def function(x: Tensor, axis: int = 0, keepdims: bool = True,
+                 select_last_index: bool = False) -> Tensor:
+        return _apply(name, x, axis=_axis(axis, x, name), keepdims=bool(keepdims),
+                      select_last_index=bool(select_last_index))
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+for _name, _onnx, _pick, _best in [("arg_max", "ArgMax", np.argmax, F.max),
+                                   ("arg_min", "ArgMin", np.argmin, reduce_min)]:
     register(OpDef(
-        name=_name, doc=f"ONNX {'ArgMax' if _name == 'arg_max' else 'ArgMin'}: i64 index along "
-        "axis (first on ties and NaN unless select_last_index)", kind="composite",
+        name=_name, doc=f"ONNX {_onnx}: i64 index along axis (first on ties and NaN unless "
+        "select_last_index)", kind="composite",
         infer=_arg_rule, reference=_arg_reference(_pick), bprop=NOT_DIFFERENTIABLE,
         attrs={"axis": 0, "keepdims": True, "select_last_index": False},
-        decompose=_arg_decompose(_best)))
+        decompose=_arg_decompose(_best), onnx=_onnx, dsl=_arg_function(_name)))
