@@ -8,8 +8,10 @@ entry here fails the completeness test, so adding an op forces adding its cases.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -376,10 +378,14 @@ for _name, _fn in _COMPARISONS.items():
         bad("bcast", "f32[2,3] f32[2]", "do not broadcast")]
 
 
-# The CNN/transformer ops' rows live in their own module (it imports the helpers above).
-from tests.op_cases_nn import NN_BAD_DATA, NN_RAW
-
-_RAW.update(NN_RAW)
+# More families' rows live in their own modules, tests/op_cases_<family>.py, each with `RAW`
+# (and, if it has ops with a data check, `BAD_DATA`); they import the helpers above.
+_MORE = [importlib.import_module(f"tests.{path.stem}")
+         for path in sorted(Path(__file__).parent.glob("op_cases_*.py"))]
+for _module in _MORE:
+    _clash = _RAW.keys() & _module.RAW.keys()
+    assert not _clash, f"{_module.__name__} repeats the cases of {sorted(_clash)}"
+    _RAW.update(_module.RAW)
 
 
 def _expand(raw: dict[str, list]) -> tuple[dict[str, list[Case]], dict[str, list[Bad]]]:
@@ -403,7 +409,7 @@ BAD_DATA: dict[str, tuple[tuple[TensorType, ...], list[np.ndarray], str]] = {
     "softmax_cross_entropy": (_types("f32[2,3] i64[2]"),
                               [np.zeros((2, 3), np.float32), np.array([1, 3])],
                               r"label 3 at index 1 is outside \[0, 3\)"),
-    **NN_BAD_DATA,
+    **{op: rows for module in _MORE for op, rows in getattr(module, "BAD_DATA", {}).items()},
 }
 
 # Differentiable ops whose gradient deliberately differs from central differences.

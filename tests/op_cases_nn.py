@@ -1,8 +1,8 @@
 """Op cases for the CNN/transformer ops (activations, shape, conv, norm), merged into
 tests/op_cases.py's table.
 
-Input: the generators and row constructors of tests/op_cases.py. Output: `NN_RAW` (op name ->
-case/bad rows) and `NN_BAD_DATA`. Expected values are independent NumPy formulas written from the
+Input: the generators and row constructors of tests/op_cases.py. Output: `RAW` (op name ->
+case/bad rows) and `BAD_DATA`. Expected values are independent NumPy formulas written from the
 ONNX operator specification (Gauss-Legendre quadrature for erf, explicit loops or one-hot sums
 for the movement ops), not calls of the op's reference.
 """
@@ -545,8 +545,8 @@ NORM = {
         bad("reduction", "f32[4,3] i64[4] f32[3]", "reduction", reduction="avg")],
 }
 
-NN_RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT, **CONV, **NORM}
-NN_BAD_DATA: dict = {
+RAW: dict[str, list] = {**ACTIVATIONS, **MOVEMENT, **CONV, **NORM}
+BAD_DATA: dict = {
     "nll_loss": (_types("f32[2,3] i64[2] f32[3]"),
                  [np.zeros((2, 3), np.float32), np.array([1, 3]), np.ones(3, np.float32)],
                  r"target 3 at \[1\] is outside \[0, 3\)"),

@@ -18,15 +18,16 @@ import onnx
 
 from graphc.builder import Tensor
 from graphc.errors import GraphcError
-from graphc.onnx import nn_ops as onnx_nn_ops
-from graphc.onnx import ops as onnx_ops
+from graphc.onnx import nn_ops, ops
 from graphc.ops import api as F
 from graphc.ops.registry import all_ops, api_name
 
-# ONNX ops whose semantics differ from every graphc op: the functions named like them
-FUNCTIONS = {name: fn for module in (onnx_ops, onnx_nn_ops) for name, fn in vars(module).items()
-             if name[:1].isupper() and callable(fn) and getattr(fn, "__module__", "").startswith(
-                 module.__name__.rsplit(".", 1)[0]) and not isinstance(fn, type)}
+# the modules of ONNX ops whose semantics differ from every graphc op (one module per family)
+OP_MODULES = (ops, nn_ops)
+# those ops: the functions named like them (capitalised, defined in one of those modules)
+FUNCTIONS = {name: fn for module in OP_MODULES for name, fn in vars(module).items()
+             if name[:1].isupper() and callable(fn) and not isinstance(fn, type)
+             and getattr(fn, "__module__", None) == module.__name__}
 
 _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1",
            "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
@@ -114,7 +115,7 @@ def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
         if k in static and x is not None:
             x = _static(x, k, op_type)
         elif isinstance(x, np.ndarray) and builder is not None:
-            x = onnx_ops.const(builder, x)
+            x = ops.const(builder, x)
         args.append(x)
     while args and args[-1] is None:
         args.pop()
