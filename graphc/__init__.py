@@ -30,7 +30,7 @@ from graphc.errors import (  # noqa: F401
 from graphc.interpret import interpret  # noqa: F401
 from graphc.ir import Graph, GraphInput, Node, Value  # noqa: F401
 from graphc.onnx.export import save_onnx  # noqa: F401
-from graphc.onnx.importer import load_onnx  # noqa: F401
+from graphc.onnx.importer import describe_onnx, load_onnx  # noqa: F401
 from graphc.ops import api as _op_api
 from graphc.ops.api import *
 from graphc.ops.api_nn import *

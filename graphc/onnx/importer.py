@@ -28,26 +28,46 @@ from onnx import TensorProto, helper, numpy_helper
 from graphc.builder import GraphBuilder, Tensor
 from graphc.errors import GraphcError, located
 from graphc.ir import Graph
+from graphc.onnx import initializers
 from graphc.onnx import ops as onnx_ops
 from graphc.onnx import table as onnx_table
 from graphc.onnx.dtypes import onnx_dtype
+from graphc.onnx.initializers import Choice, Role
 
 MIN_OPSET = 13
 MAX_FILE_BYTES = 2**31  # protobuf's own limit for one message
 
 def load_onnx(model: str | os.PathLike | onnx.ModelProto,
               input_shapes: Mapping[str, tuple[int, ...]] | None = None,
-              outputs: Sequence[str] | None = None) -> Graph:
+              outputs: Sequence[str] | None = None, *, trainable: Choice = None,
+              frozen: Choice = None) -> Graph:
     """Import an ONNX model as a graphc Graph (see the module docstring). `outputs` names the
     values to import as the graph's outputs (graph outputs or intermediate values); the model
     is first pruned to the nodes they depend on, so ops and types graphc does not support
-    elsewhere (a scikit-learn ZipMap, a label lookup) do not stop the import."""
+    elsewhere (a scikit-learn ZipMap, a label lookup) do not stop the import. `trainable` and
+    `frozen` (None, a list of initializer names, or a callable name -> bool) choose which
+    initializers are trained (graphc/onnx/initializers.py; `describe_onnx` shows the choice)."""
     proto, file_name, base_dir = read_model(model)
     if outputs is not None:
         proto = prune(proto, list(outputs), file_name)
     proto = upgrade_opset(proto, file_name)
     check_supported(proto, file_name)
-    return _Importer(proto, file_name, base_dir, dict(input_shapes or {})).run()
+    values = read_initializers(proto, base_dir, file_name)
+    roles = initializers.classify(proto, values, file_name, trainable, frozen,
+                                  onnx_table.STATIC)
+    return _Importer(proto, file_name, dict(input_shapes or {}), values, roles).run()
+
+
+def describe_onnx(model: str | os.PathLike | onnx.ModelProto, *, trainable: Choice = None,
+                  frozen: Choice = None) -> str:
+    """The import report: every initializer's class (param, state, constant) and the reason,
+    as `load_onnx` with the same choices would import it."""
+    proto, file_name, base_dir = read_model(model)
+    proto = upgrade_opset(proto, file_name)
+    values = read_initializers(proto, base_dir, file_name)
+    roles = initializers.classify(proto, values, file_name, trainable, frozen,
+                                  onnx_table.STATIC)
+    return f"{file_name}: " + initializers.describe(roles, values)
 
 
 # --- reading files -------------------------------------------------------------------------
@@ -191,6 +211,18 @@ def prune(proto: onnx.ModelProto, outputs: Sequence[str], where: str) -> onnx.Mo
 
 
 # --- initializers and external data ---------------------------------------------------------
+def read_initializers(proto: onnx.ModelProto, base_dir: str | None,
+                      where: str) -> dict[str, np.ndarray]:
+    """Every initializer's value in the graphc dtype that holds it (float16 -> f32, ...)."""
+    out = {}
+    for t in proto.graph.initializer:
+        dtype = onnx_dtype(t.data_type, f"{where}: initializer {t.name!r}")
+        array = tensor_array(t, base_dir, where)
+        out[t.name] = array.astype({"f32": np.float32, "f64": np.float64, "i64": np.int64,
+                                    "bool": np.bool_}[dtype], copy=False)
+    return out
+
+
 def tensor_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
     """The value of an initializer; external data is read safely from `base_dir`."""
     if t.data_location == TensorProto.EXTERNAL:
@@ -247,18 +279,21 @@ def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np
 class _Importer:
     """Builds the graph: `env` maps ONNX value names to Tensors or (folded) NumPy arrays."""
 
-    def __init__(self, proto: onnx.ModelProto, file_name: str, base_dir: str | None,
-                 input_shapes: dict[str, tuple[int, ...]]):
-        self.proto, self.file_name, self.base_dir = proto, file_name, base_dir
-        self.input_shapes = input_shapes
+    def __init__(self, proto: onnx.ModelProto, file_name: str,
+                 input_shapes: dict[str, tuple[int, ...]], values: dict[str, np.ndarray],
+                 roles: dict[str, Role]):
+        self.proto, self.file_name = proto, file_name
+        self.input_shapes, self.values, self.roles = input_shapes, values, roles
         self.opset = default_opset(proto) or MIN_OPSET
         self.b = GraphBuilder(proto.graph.name or os.path.splitext(file_name)[0] or "onnx")
         self.env: dict[str, Tensor | np.ndarray] = {}
 
     def run(self) -> Graph:
         g = self.proto.graph
-        for t in g.initializer:
-            self._initializer(t)
+        for name, array in self.values.items():
+            kind = self.roles[name].kind
+            self.env[name] = array if kind == "constant" else \
+                (self.b.param if kind == "param" else self.b.state)(name, array)
         for vi in g.input:
             if vi.name not in self.env:
                 self.env[vi.name] = self._input(vi)
@@ -274,16 +309,6 @@ class _Importer:
             outputs[vo.name] = value if isinstance(value, Tensor) else \
                 onnx_ops.const(self.b, value)
         return self.b.build(outputs=outputs)
-
-    def _initializer(self, t: onnx.TensorProto) -> None:
-        where = self.file_name
-        array = tensor_array(t, self.base_dir, where)
-        dtype = onnx_dtype(t.data_type, f"{where}: initializer {t.name!r}")
-        if dtype in ("f32", "f64"):
-            self.env[t.name] = self.b.param(t.name, array.astype(np.dtype(
-                np.float64 if dtype == "f64" else np.float32)))
-        else:
-            self.env[t.name] = array
 
     def _input(self, vi: onnx.ValueInfoProto) -> Tensor:
         where = f"{self.file_name}: input {vi.name!r}"
@@ -337,10 +362,24 @@ class _Importer:
         for name, result in zip(node.output, results):
             if name:
                 self.env[name] = result
+        self._update_state(node, results, loc)
         missing = [n for n in node.output[len(results):] if n]
         if missing:
             raise GraphcError(located(f"{node.op_type}: graphc does not produce the optional "
                                       f"output(s) {missing}", loc, _shown(node)))
+
+
+    def _update_state(self, node: onnx.NodeProto, results: tuple, loc: str) -> None:
+        """A node that returns the new value of a state operand (a training-mode
+        BatchNormalization's running statistics) updates that state after every step."""
+        for k, j in initializers.STATE_OPERANDS.get(node.op_type, {}).items():
+            name = node.input[k] if k < len(node.input) else ""
+            if j >= len(results) or self.roles.get(name, Role("", "")).kind != "state":
+                continue
+            if name in self.b.updates:
+                raise GraphcError(located(f"{node.op_type}: state {name!r} is updated by two "
+                                          f"nodes", loc, _shown(node)))
+            self.b.update(name, results[j])
 
 
 def _attribute(a: onnx.AttributeProto) -> Any:
