@@ -183,9 +183,11 @@ _ew("gelu", "0.5 * x * (1 + erf(x / sqrt 2)), or its tanh approximation", _np_ge
 
 # --- clip and prelu: bounds and slopes are inputs ------------------------------------------
 def _clip_bprop(x, lo, hi, y, g):
+    """x gets the gradient strictly inside (lo, hi), as torch's ReLU6/hardtanh give it; at a
+    bound the bound gets it (so the two always add up to g)."""
     m = F.maximum(x, lo)
-    inside = F.where(m <= hi, g, 0)
-    return [F.where(x >= lo, inside, 0), F.where(x >= lo, 0, inside), F.where(m <= hi, 0, g)]
+    inside = F.where(m < hi, g, 0)
+    return [F.where(x > lo, inside, 0), F.where(x > lo, 0, inside), F.where(m < hi, 0, g)]
 
 
 def clip(x, min=None, max=None):
