@@ -25,18 +25,23 @@ from graphc.errors import GraphcError
 from graphc.onnx import backend
 
 ALLOWED = {
-    "Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Ceil", "Celu",
-    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Dropout", "Elu", "Erf",
-    "Exp", "Expand", "Flatten", "Floor", "Gather", "GatherElements", "Gelu", "Gemm",
-    "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid",
-    "HardSwish", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax",
-    "LRN", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mul", "Neg",
-    "NegativeLogLikelihoodLoss", "Not", "Or", "Pad", "Pow", "PRelu", "Reciprocal", "ReduceL1",
-    "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
-    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Round", "Selu", "Shape", "Sigmoid",
-    "Sign", "Size", "Slice", "Softmax", "SoftmaxCrossEntropyLoss", "Softplus", "Softsign",
-    "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Swish", "Tanh", "ThresholdedRelu", "Tile",
-    "Transpose", "Unsqueeze", "Where", "Xor",
+    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "Asin", "Asinh", "Atan", "Atanh",
+    "Attention", "AveragePool", "BatchNormalization", "BitShift", "BitwiseAnd", "BitwiseNot",
+    "BitwiseOr", "BitwiseXor", "Ceil", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape",
+    "Conv", "ConvTranspose", "Cos", "Cosh", "CumSum", "DepthToSpace", "Div", "Dropout", "Einsum",
+    "Elu", "Erf", "Exp", "Expand", "Flatten", "Floor", "GRU", "Gather", "GatherElements",
+    "GatherND", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
+    "GroupNormalization", "HardSigmoid", "HardSwish", "Hardmax", "InstanceNormalization", "LRN",
+    "LSTM", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax",
+    "LpNormalization", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mod", "Mul", "Neg",
+    "NegativeLogLikelihoodLoss", "Not", "OneHot", "Or", "PRelu", "Pad", "Pow", "RMSNormalization",
+    "RNN", "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
+    "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu",
+    "Reshape", "Resize", "RotaryEmbedding", "Round", "Scatter", "ScatterElements", "ScatterND",
+    "Selu", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice", "Softmax",
+    "SoftmaxCrossEntropyLoss", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze",
+    "Sub", "Sum", "Swish", "Tan", "Tanh", "ThresholdedRelu", "Tile", "TopK", "Transpose", "Trilu",
+    "Unsqueeze", "Upsample", "Where", "Xor",
 }
 # op type -> why it is not allow-listed although graphc imports it
 PARTIAL = {
@@ -50,6 +55,13 @@ EXCLUDED = {
     r"^test_training_dropout(_default)?(_mask)?_cpu$": "training-mode Dropout with ratio > 0: "
     "the expected output is NumPy's own random mask, which graphc's counter-based RNG does not "
     "reproduce (the zero-ratio training cases run)",
+    r"^test_range_.*_expanded_cpu$": "Range's expanded form is a Loop, and graphc graphs have no "
+    "control flow (the Range cases themselves run)",
+    r"^test_attention_.*bf16_expanded_cpu$": "a Cast to bfloat16 inside the expansion: graphc "
+    "has no bf16 dtype yet",
+    r"^test_attention_(4d_diff_heads_mask4d_padded_kv|local_window_ext_cache_(float16_mask|"
+    r"rank2_mask|rank3_head_mask|rank4_batch_mask))_expanded_cpu$": "Pad's constant_value comes "
+    "from CastLike of a run-time tensor, and graphc pads with import-time constants",
 }
 
 with warnings.catch_warnings():

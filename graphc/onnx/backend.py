@@ -22,7 +22,7 @@ from graphc.compile import Executable
 from graphc.compile import compile as compile_graph
 from graphc.errors import GraphcError
 from graphc.ir import Graph
-from graphc.onnx.importer import check_supported, load_onnx
+from graphc.onnx.importer import check_supported, load_onnx, upgrade_opset
 from graphc.onnx.table import normalize_static
 
 _CACHE: dict[str, Executable] = {}
@@ -71,8 +71,9 @@ def freeze(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelP
 
 def unsupported(model: onnx.ModelProto) -> GraphcError | None:
     """The error load_onnx would give for model's value types or ops, or None."""
-    try:
-        check_supported(model, model.graph.name or "model")
+    where = model.graph.name or "model"
+    try:  # on the model as load_onnx sees it: older opsets converted first (Scatter ->
+        check_supported(upgrade_opset(model, where), where)  # ScatterElements)
     except GraphcError as err:
         return err
     return None

@@ -33,6 +33,7 @@ from graphc.onnx import ops as onnx_ops
 from graphc.onnx import table as onnx_table
 from graphc.onnx.dtypes import onnx_dtype
 from graphc.onnx.initializers import Choice, Role
+from graphc.onnx.upsample_ops import keep_legacy_resize
 
 MIN_OPSET = 13
 MAX_FILE_BYTES = 2**31  # protobuf's own limit for one message
@@ -53,6 +54,7 @@ def load_onnx(model: str | os.PathLike | onnx.ModelProto,
     proto = upgrade_opset(proto, file_name)
     check_supported(proto, file_name)
     values = read_initializers(proto, base_dir, file_name)
+    proto, values = initializers.untie_copies(proto, values)
     roles = initializers.classify(proto, values, file_name, trainable, frozen,
                                   onnx_table.STATIC)
     return _Importer(proto, file_name, dict(input_shapes or {}), values, roles).run()
@@ -65,6 +67,7 @@ def describe_onnx(model: str | os.PathLike | onnx.ModelProto, *, trainable: Choi
     proto, file_name, base_dir = read_model(model)
     proto = upgrade_opset(proto, file_name)
     values = read_initializers(proto, base_dir, file_name)
+    proto, values = initializers.untie_copies(proto, values)
     roles = initializers.classify(proto, values, file_name, trainable, frozen,
                                   onnx_table.STATIC)
     return f"{file_name}: " + initializers.describe(roles, values)
@@ -121,17 +124,48 @@ def default_opset(proto: onnx.ModelProto) -> int:
 
 
 def upgrade_opset(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
-    """Models older than opset 13 are converted with onnx's version converter."""
+    """Models older than opset 13 are converted with onnx's version converter (after the
+    rewrites it lacks, `_before_conversion`, and with old Upsample/Resize nodes' coordinates
+    kept, `keep_legacy_resize`)."""
     version = default_opset(proto)
     if version >= MIN_OPSET or version == 0:
         return proto
     try:
         from onnx import version_converter
 
-        return version_converter.convert_version(proto, MIN_OPSET)
+        converted = version_converter.convert_version(_before_conversion(proto), MIN_OPSET)
+        return keep_legacy_resize(proto, converted)
     except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
         raise GraphcError(f"{where}: cannot convert opset {version} to {MIN_OPSET}: {err}") \
             from None
+
+
+def _before_conversion(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """What onnx's version converter gets wrong, rewritten in the old opset first.
+
+    Before opset 13, Hardmax worked on its input flattened to 2-D at `axis` (one 1 per row of
+    that matrix); the converter keeps the node as it is, which would make it per-axis. It
+    becomes Flatten -> Hardmax (the last axis of the 2-D matrix) -> Reshape to the input's
+    shape, which means the same in every opset."""
+    nodes = list(proto.graph.node)
+    if not any(n.op_type == "Hardmax" and n.domain in ("", "ai.onnx") for n in nodes):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    del out.graph.node[:]
+    for i, node in enumerate(nodes):
+        if node.op_type != "Hardmax" or node.domain not in ("", "ai.onnx"):
+            out.graph.node.append(node)
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        x, y, tag = node.input[0], node.output[0], f"_graphc_hardmax{i}"
+        out.graph.node.extend([
+            helper.make_node("Flatten", [x], [tag + "_2d"], axis=axis),
+            helper.make_node("Hardmax", [tag + "_2d"], [tag + "_h"], axis=1,
+                             name=node.name),
+            helper.make_node("Shape", [x], [tag + "_shape"]),
+            helper.make_node("Reshape", [tag + "_h", tag + "_shape"], [y])])
+    return out
 
 
 # --- support check, before anything is built -----------------------------------------------

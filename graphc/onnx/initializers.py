@@ -83,6 +83,28 @@ def _uses(graph: onnx.GraphProto) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+def untie_copies(proto: onnx.ModelProto, values: dict[str, np.ndarray]
+                 ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """`Identity` nodes that copy an initializer become initializers of their own.
+
+    torch's legacy exporter stores equal tensors once and makes the others Identity copies: a
+    BatchNormalization's running variance (all ones) becomes `Identity(its weight)`. Read as
+    one tensor, training would send the weight gradients through the statistics; as copies,
+    each is classified by its own uses, as torch means them."""
+    nodes = list(proto.graph.node)
+    copies = {i for i, n in enumerate(nodes) if n.op_type == "Identity" and len(n.input) == 1
+              and n.input[0] in values and n.output[0] not in values}
+    if not copies:
+        return proto, values
+    values = {**values, **{nodes[i].output[0]: values[nodes[i].input[0]].copy()
+                           for i in sorted(copies)}}
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    del out.graph.node[:]
+    out.graph.node.extend(n for i, n in enumerate(nodes) if i not in copies)
+    return out, values
+
+
 def classify(proto: onnx.ModelProto, values: Mapping[str, np.ndarray], where: str,
              trainable: Choice = None, frozen: Choice = None,
              static: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, Role]:

@@ -57,7 +57,7 @@ ReduceLogSumExp = _reducer(lambda x, a, k: _logsumexp(as_float(x), a, k),
                            lambda y, x: back_to(y, x))
 
 
-# --- convolution (2-D, and 1-D as height 1) and pooling (any spatial rank) ---------------------
+# --- convolution and pooling (any spatial rank) ------------------------------------------------
 def _window(X, kernel_shape, strides, pads, dilations, auto_pad):
     """ONNX window attributes filled in: strides/dilations default to 1, pads to 0, and
     auto_pad (SAME_UPPER, SAME_LOWER, VALID) becomes explicit pads."""
@@ -89,12 +89,14 @@ def _as_2d(fn):
 @_as_2d
 def Conv(X, W, B=None, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
          pads=None, strides=None):
-    if X.ndim != 4:
-        raise GraphcError(f"Conv: graphc supports 1-D and 2-D convolutions, got input "
-                          f"{list(X.shape)}")
+    """2-D as conv2d, 1-D as a 2-D one of height 1 (`_as_2d`), 3-D and up as the N-d conv."""
+    if kernel_shape is not None and tuple(kernel_shape) != tuple(W.shape[2:]):
+        raise GraphcError(f"Conv: kernel_shape {list(kernel_shape)} differs from the weight's "
+                          f"spatial shape {list(W.shape[2:])}")
     strides, pads, dilations = _window(X, kernel_shape or W.shape[2:], strides, pads, dilations,
                                        auto_pad)
-    return F.conv2d(X, W, B, strides, pads, dilations, group)
+    conv = F.conv2d if X.ndim == 4 else F.conv
+    return conv(X, W, B, strides, pads, dilations, group)
 
 
 def MaxPool(X, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,

@@ -110,14 +110,6 @@ def Div(a, b):
     return back_to(as_float(a) / as_float(b), a)  # integer division truncates toward zero
 
 
-def Mod(A, B, fmod=0):
-    """Integer mod takes the divisor's sign (Python %); fmod=1 takes the dividend's (C fmod)."""
-    a, b = as_float(A), as_float(B)
-    q = a / b
-    q = F.where(q < 0, F.ceil(q), F.floor(q)) if fmod else F.floor(q)
-    return back_to(a - b * q, A)
-
-
 def Pow(x, y):
     if x.type.is_float:
         return x ** (y if y.dtype == x.dtype else F.cast(y, x.dtype))

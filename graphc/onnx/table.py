@@ -18,12 +18,24 @@ import onnx
 
 from graphc.builder import Tensor
 from graphc.errors import GraphcError
-from graphc.onnx import nn_ops, ops
+from graphc.onnx import (
+    attention_ops,
+    einsum_ops,
+    index_ops,
+    math_ops,
+    nn_ops,
+    norm_ops,
+    ops,
+    rnn_ops,
+    sequence_ops,
+    upsample_ops,
+)
 from graphc.ops import api as F
 from graphc.ops.registry import all_ops, api_name
 
 # the modules of ONNX ops whose semantics differ from every graphc op (one module per family)
-OP_MODULES = (ops, nn_ops)
+OP_MODULES = (ops, nn_ops, norm_ops, rnn_ops, math_ops, index_ops, einsum_ops, attention_ops,
+              sequence_ops, upsample_ops)
 # those ops: the functions named like them (capitalised, defined in one of those modules)
 FUNCTIONS = {name: fn for module in OP_MODULES for name, fn in vars(module).items()
              if name[:1].isupper() and callable(fn) and not isinstance(fn, type)
@@ -34,9 +46,15 @@ _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare
 # operand positions that must be constant at import time
 STATIC = {"Reshape": (1,), "Expand": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Tile": (1,),
           "Slice": (1, 2, 3, 4), "Split": (1,), "Pad": (1, 2, 3), "ConstantOfShape": (0,),
-          "Dropout": (1, 2), **{op: (1,) for op in _REDUCE}}
+          "Dropout": (1, 2), "LSTM": (4,), "GRU": (4,), "RNN": (4,), "ReduceProd": (1,),
+          "Range": (0, 1, 2), "Trilu": (1,), "CumSum": (1,), "OneHot": (1,), "TopK": (1,),
+          "SplitToSequence": (1,), "SequenceAt": (1,), "SequenceInsert": (2,),
+          "SequenceErase": (1,),
+          "Resize": (1, 2, 3), "Upsample": (1,),
+          **{op: (1,) for op in _REDUCE}}
 # ops evaluated by their own function even when every operand is constant
-_SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size")
+_SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size", "SequenceEmpty",
+                "SequenceConstruct", "SplitToSequence", "SequenceLength")
 # opset from which an attribute became an operand: (attribute, operand position, opset)
 _ATTRIBUTE_TO_INPUT = {**{op: ("axes", 1, 18) for op in _REDUCE}, "ReduceSum": ("axes", 1, 13),
                        "Squeeze": ("axes", 1, 13), "Unsqueeze": ("axes", 1, 13),

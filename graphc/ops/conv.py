@@ -1,4 +1,4 @@
-"""Convolution (NCHW) and N-d window gathers: im2col windows, its adjoint col2im, conv2d.
+"""Convolution and N-d window gathers: im2col windows, its adjoint col2im, conv and conv2d.
 
 Input: nothing (imported for its side effect). Output: registered OpDefs:
   windows(x; kernel, strides, pads, dilations, value=0.0)   im2col over the last d spatial axes
@@ -6,14 +6,18 @@ Input: nothing (imported for its side effect). Output: registered OpDefs:
       [N,C,*O,*K], `value` where a window reads padding
   col2im(g; size, strides, pads, dilations)   windows' adjoint, [N,C,*O,*K] -> [N,C,*S,*K]
       (summing over the last d axes scatters back to the input)
-  conv2d(x, w[, b]; strides, pads, dilations, group)     ONNX Conv (w is [O, C/group, KH, KW])
+  conv(x, w[, b]; strides, pads, dilations, group)   ONNX Conv over d = w.ndim - 2 spatial axes
+      (x [N,C,*S], w [O, C/group, *K]); conv2d(...) is the same op held to d = 2 (NCHW)
 pads are ONNX's (x1_begin, x2_begin, ..., x1_end, x2_end, ...); strides/dilations default to 1
-and pads to 0 on every axis (None). conv2d is a composite: its bprop is written with
-windows/col2im/matmul and it decomposes into windows + matmul after autodiff. The pools
+and pads to 0 on every axis (None). conv and conv2d are composites: their bprop is written with
+windows/col2im/matmul and they decompose into windows + matmul after autodiff. The pools
 (ops/pool.py) are windows + max/sum. Each op has its op-API function here, which takes an int
 for "the same on every axis" and None for the defaults.
 """
 from __future__ import annotations
+
+import functools
+import math
 
 import numpy as np
 
@@ -226,86 +230,113 @@ register(OpDef(
     attrs={"size": REQUIRED, **_WINDOW_ATTRS}, index_map=_col2im_index_map, dsl=col2im))
 
 
-# --- conv2d -------------------------------------------------------------------------------
-def _conv_rule(types, attrs):
+# --- convolution: conv (any number d of spatial axes) and conv2d (d = 2) -------------------------
+def _conv_rule(types, attrs, op: str, d: int | None = None):
     if len(types) not in (2, 3):
-        raise ShapeError(f"conv2d takes x, w and an optional bias, got {len(types)} inputs")
+        raise ShapeError(f"{op} takes x, w and an optional bias, got {len(types)} inputs")
     x, w = types[:2]
     group = attrs["group"]
-    if x.rank != 4 or w.rank != 4 or x.dtype not in FLOAT_DTYPES or x.dtype != w.dtype:
-        raise ShapeError(f"conv2d: x [N,C,H,W] and w [O,C/group,KH,KW] of one float dtype, got "
-                         f"{x} and {w}")
+    rank = w.rank if d is None else 2 + d
+    if x.rank != rank or w.rank != rank or rank < 3 or x.dtype not in FLOAT_DTYPES \
+            or x.dtype != w.dtype:
+        shown = "[N,C,H,W] and w [O,C/group,KH,KW]" if d == 2 else \
+            "[N,C,*S] and w [O,C/group,*K] (one kernel axis per spatial axis)"
+        raise ShapeError(f"{op}: x {shown} of one float dtype, got {x} and {w}")
     if group < 1 or x.shape[1] != w.shape[1] * group or w.shape[0] % group:
-        raise ShapeError(f"conv2d: {x.shape[1]} input channels and {w.shape[0]} filters do not "
+        raise ShapeError(f"{op}: {x.shape[1]} input channels and {w.shape[0]} filters do not "
                          f"fit group={group} with w {w.shape}")
     if len(types) == 3 and types[2] != TensorType((w.shape[0],), x.dtype):
-        raise ShapeError(f"conv2d: bias must be {x.dtype}[{w.shape[0]}], got {types[2]}")
-    oh, ow = check_window(x.shape[2:], w.shape[2:], attrs["strides"], attrs["pads"],
-                          attrs["dilations"], "conv2d")
-    return [TensorType((x.shape[0], w.shape[0], oh, ow), x.dtype)]
+        raise ShapeError(f"{op}: bias must be {x.dtype}[{w.shape[0]}], got {types[2]}")
+    out = check_window(x.shape[2:], w.shape[2:], attrs["strides"], attrs["pads"],
+                       attrs["dilations"], op)
+    return [TensorType((x.shape[0], w.shape[0]) + out, x.dtype)]
 
 
 def _conv_reference(x, w, b=None, *, strides, pads, dilations, group):
     cols = _windows_reference(x, w.shape[2:], strides, pads, dilations, 0.0)
-    n, c, oh, ow, kh, kw = cols.shape
-    cols = cols.reshape(n, group, c // group, oh, ow, kh, kw)
-    wg = w.reshape(group, w.shape[0] // group, *w.shape[1:])
-    y = np.einsum("ngchwij,gocij->ngohw", cols, wg).reshape(n, w.shape[0], oh, ow)
-    return (y if b is None else y + b[None, :, None, None]).astype(x.dtype)
+    n, c, d = x.shape[0], x.shape[1], w.ndim - 2
+    out = cols.shape[2:2 + d]
+    cols = cols.reshape(n, group, c // group, math.prod(out), math.prod(w.shape[2:]))
+    wg = w.reshape(group, w.shape[0] // group, c // group, -1)
+    y = np.einsum("ngcpk,gock->ngop", cols, wg).reshape((n, w.shape[0]) + out)
+    return (y if b is None else y + b.reshape((-1,) + (1,) * d)).astype(x.dtype)
 
 
 def _cols(x, w, strides, pads, dilations, group):
-    """x's windows as [N, group, C/group*KH*KW, OH*OW]: per image, the B operand of the conv
-    matmul. Images are the batch of the matmul, so its output is NCHW as it stands, the few
-    filters (LeNet's 6) sit on the GEMM's short M side, and each column row reads x along a
-    row of the image (contiguous in ow)."""
-    c6 = windows(x, w.shape[2:], strides, pads, dilations)
-    n, c, oh, ow, kh, kw = c6.shape
-    c7 = F.reshape(c6, (n, group, c // group, oh, ow, kh, kw))
-    return F.reshape(F.transpose(c7, (0, 1, 2, 5, 6, 3, 4)),
-                     (n, group, c // group * kh * kw, oh * ow))
+    """x's windows as [N, group, C/group*prod(K), prod(O)]: per image, the B operand of the
+    conv matmul. Images are the batch of the matmul, so its output is NC* as it stands, the
+    few filters (LeNet's 6) sit on the GEMM's short M side, and each column row reads x along
+    a row of the image (contiguous in the last output axis)."""
+    d = w.ndim - 2
+    cols = windows(x, w.shape[2:], strides, pads, dilations)  # [N, C, *O, *K]
+    n, c, out, kernel = x.shape[0], x.shape[1], cols.shape[2:2 + d], cols.shape[2 + d:]
+    grouped = F.reshape(cols, (n, group, c // group) + out + kernel)
+    kernel_first = (0, 1, 2, *range(3 + d, 3 + 2 * d), *range(3, 3 + d))
+    return F.reshape(F.transpose(grouped, kernel_first),
+                     (n, group, c // group * math.prod(kernel), math.prod(out)))
 
 
 def _wmat(w, group):
-    """w as [group, O/group, C/group*KH*KW]."""
+    """w as [group, O/group, C/group*prod(K)]."""
     o = w.shape[0]
     return F.reshape(w, (group, o // group, w.type.size // o))
 
 
 def _conv_decompose(x, w, b=None, *, strides, pads, dilations, group):
-    y = _wmat(w, group) @ _cols(x, w, strides, pads, dilations, group)  # [N, G, O/G, OH*OW]
-    n, o = x.shape[0], w.shape[0]
-    oh, ow = check_window(x.shape[2:], w.shape[2:], strides, pads, dilations, "conv2d")
-    y = F.reshape(y, (n, o, oh, ow))
-    return y if b is None else y + F.reshape(b, (o, 1, 1))
+    y = _wmat(w, group) @ _cols(x, w, strides, pads, dilations, group)  # [N, G, O/G, prod(O)]
+    n, o, d = x.shape[0], w.shape[0], w.ndim - 2
+    out = check_window(x.shape[2:], w.shape[2:], strides, pads, dilations, "conv")
+    y = F.reshape(y, (n, o) + out)
+    return y if b is None else y + F.reshape(b, (o,) + (1,) * d)
 
 
 def _conv_bprop(*args, strides, pads, dilations, group):
     x, w = args[:2]
     g = args[-1]
-    n, o, oh, ow = g.shape
-    c, kh, kw = x.shape[1], w.shape[2], w.shape[3]
-    gm = F.reshape(g, (n, group, o // group, oh * ow))
+    d = w.ndim - 2
+    n, o, out = g.shape[0], g.shape[1], g.shape[2:]
+    c, kernel = x.shape[1], w.shape[2:]
+    gm = F.reshape(g, (n, group, o // group, math.prod(out)))
     cols = _cols(x, w, strides, pads, dilations, group)
     dw = F.reshape(F.sum(gm @ F.swapaxes(cols, -1, -2), 0), w.shape)
     dcols = F.reshape(F.swapaxes(_wmat(w, group), 1, 2) @ gm,
-                      (n, group, c // group, kh, kw, oh, ow))
-    dcols = F.reshape(F.transpose(dcols, (0, 1, 2, 5, 6, 3, 4)), (n, c, oh, ow, kh, kw))
-    dx = F.sum(col2im(dcols, x.shape[2:], strides, pads, dilations), (4, 5))
-    return [dx, dw] + ([F.sum(g, (0, 2, 3))] if len(args) == 5 else [])
+                      (n, group, c // group) + kernel + out)
+    windows_first = (0, 1, 2, *range(3 + d, 3 + 2 * d), *range(3, 3 + d))
+    dcols = F.reshape(F.transpose(dcols, windows_first), (n, c) + out + kernel)
+    dx = F.sum(col2im(dcols, x.shape[2:], strides, pads, dilations),
+               tuple(range(2 + d, 2 + 2 * d)))
+    return [dx, dw] + ([F.sum(g, (0, *range(2, 2 + d)))] if len(args) == 5 else [])
+
+
+def _conv_apply(op: str, d: int, x, w, b, strides, pads, dilations, group) -> Tensor:
+    args = (x, w) if b is None else (x, w, b)
+    return _apply(op, *args, strides=spatial(strides, d, "strides"), pads=pad_ends(pads, d),
+                  dilations=spatial(dilations, d, "dilations"), group=int(group))
+
+
+def conv(x: Tensor, w: Tensor, b: Tensor | None = None, strides=1, pads=0, dilations=1,
+         group: int = 1) -> Tensor:
+    """ONNX Conv over any number d of spatial axes: x [N,C,*S], w [O,C/group,*K] (d = len(K)),
+    optional bias [O]."""
+    return _conv_apply("conv", w.ndim - 2, x, w, b, strides, pads, dilations, group)
 
 
 def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, strides=1, pads=0, dilations=1,
            group: int = 1) -> Tensor:
     """ONNX Conv: x [N,C,H,W], w [O,C/group,KH,KW], optional bias [O]."""
-    args = (x, w) if b is None else (x, w, b)
-    return _apply("conv2d", *args, strides=spatial(strides, 2, "strides"),
-                  pads=pad_ends(pads, 2), dilations=spatial(dilations, 2, "dilations"),
-                  group=int(group))
+    return _conv_apply("conv2d", 2, x, w, b, strides, pads, dilations, group)
 
 
 register(OpDef(
+    name="conv", doc="ONNX Conv over d spatial axes: im2col windows @ filters (+ bias)",
+    kind="composite", infer=functools.partial(_conv_rule, op="conv"),
+    reference=_conv_reference, bprop=_conv_bprop,
+    attrs={**_WINDOW_ATTRS, "group": 1}, arity=None, decompose=_conv_decompose, dsl=conv,
+    onnx="Conv"))
+
+register(OpDef(
     name="conv2d", doc="ONNX Conv, 2-D NCHW: im2col windows @ filters (+ bias)",
-    kind="composite", infer=_conv_rule, reference=_conv_reference, bprop=_conv_bprop,
+    kind="composite", infer=functools.partial(_conv_rule, op="conv2d", d=2),
+    reference=_conv_reference, bprop=_conv_bprop,
     attrs={"strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1), "group": 1},
     arity=None, decompose=_conv_decompose, dsl=conv2d))

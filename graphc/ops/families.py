@@ -6,14 +6,18 @@ registry can be read without importing any family.
 """
 from graphc.ops import (  # noqa: F401
     activations,
+    bitwise,
     conv,
     elementwise,
     fused,
+    indexing,
     linalg,
     losses,
+    modulo,
     norm,
     pool,
     reduce,
     shape,
     source,
+    trig,
 )

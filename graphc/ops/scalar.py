@@ -13,11 +13,15 @@ import numpy as np
 from graphc.errors import GraphcError
 from graphc.types import DTYPES
 
+# trigonometric and hyperbolic functions and their inverses: NumPy's here, libm's compiled
+TRIG_METHODS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
+                "atanh")
 EMITTER_METHODS = (
     "add", "sub", "mul", "div", "neg", "exp", "log", "tanh", "sqrt", "pow", "max", "min",
     "lt", "le", "gt", "ge", "eq", "ne", "select", "const", "cast",
     "floor", "ceil", "round", "erf", "floordiv", "mod", "xor", "shift_right", "fail_unless",
-    "read_if",
+    "read_if", *TRIG_METHODS, "fmod", "bit_and", "bit_or", "bit_not", "shift_left",
+    "shift_right_arith",
 )
 
 
@@ -73,6 +77,26 @@ class NumpyEmitter:
     def xor(self, a, b): return np.bitwise_xor(a, b)
     def shift_right(self, a, k):
         return (np.asarray(a).astype(np.uint64) >> np.asarray(k).astype(np.uint64)).astype(np.int64)
+    # i64 (and bool for and/or/not): bitwise logic; shifts by k outside [0, 64) give 0, or -1
+    # for an arithmetic right shift of a negative a (NumPy's int64 shifts)
+    def bit_and(self, a, b): return np.bitwise_and(a, b)
+    def bit_or(self, a, b): return np.bitwise_or(a, b)
+    def bit_not(self, a): return np.invert(a)
+    def shift_left(self, a, k): return np.left_shift(a, k)
+    def shift_right_arith(self, a, k): return np.right_shift(a, k)
+    # C fmod: the sign of the dividend, fmod(x, ±inf) = x, fmod(±inf, y) = NaN; i64 x % 0 is 0
+    def fmod(self, a, b): return np.fmod(a, b)
+    def sin(self, a): return np.sin(a)
+    def cos(self, a): return np.cos(a)
+    def tan(self, a): return np.tan(a)
+    def asin(self, a): return np.arcsin(a)
+    def acos(self, a): return np.arccos(a)
+    def atan(self, a): return np.arctan(a)
+    def sinh(self, a): return np.sinh(a)
+    def cosh(self, a): return np.cosh(a)
+    def asinh(self, a): return np.arcsinh(a)
+    def acosh(self, a): return np.arccosh(a)
+    def atanh(self, a): return np.arctanh(a)
 
     def fail_unless(self, cond, message: str) -> None:
         """Data the shape rule could not see is invalid (an index out of range): an error,

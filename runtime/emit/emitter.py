@@ -15,6 +15,7 @@ from graphc.runtime.emit import vmath
 from llvmlite import ir
 
 from graphc.errors import CompileError
+from graphc.ops.scalar import TRIG_METHODS
 
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -32,6 +33,10 @@ _UNARY_INTRINSICS = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt"}
 # tanh has no LLVM intrinsic: it is a libm call, resolved by the JIT (see jit.py).
 LIBM_TANH = {"f32": "tanhf", "f64": "tanh"}
 LIBM_ERF = {"f32": "erff", "f64": "erf"}
+# The trigonometric and hyperbolic functions and their inverses are libm calls too (`sinf` in
+# f32 kernels, `sin` in f64), right at inf, NaN, domain edges and huge arguments; the JIT
+# resolves them in the process's C library.
+LIBM_TRIG = {name: {"f32": f"{name}f", "f64": name} for name in TRIG_METHODS}
 
 
 def dtype_of(ty: ir.Type) -> str:
@@ -116,6 +121,21 @@ class LLVMEmitter:
     def erf(self, a):
         return vmath.erf_f32(self.b, a) if a.type == F32 else self._libm(LIBM_ERF["f64"], a)
 
+    def _trig(self, name: str, a):
+        return self._libm(LIBM_TRIG[name][dtype_of(a.type)], a)
+
+    def sin(self, a): return self._trig("sin", a)
+    def cos(self, a): return self._trig("cos", a)
+    def tan(self, a): return self._trig("tan", a)
+    def asin(self, a): return self._trig("asin", a)
+    def acos(self, a): return self._trig("acos", a)
+    def atan(self, a): return self._trig("atan", a)
+    def sinh(self, a): return self._trig("sinh", a)
+    def cosh(self, a): return self._trig("cosh", a)
+    def asinh(self, a): return self._trig("asinh", a)
+    def acosh(self, a): return self._trig("acosh", a)
+    def atanh(self, a): return self._trig("atanh", a)
+
     def _libm(self, name: str, a):
         fn = self.module.globals.get(name)
         if fn is None:
@@ -139,7 +159,35 @@ class LLVMEmitter:
         return self.b.select(adjust, self.b.add(r, b), r)
 
     def xor(self, a, b): return self.b.xor(a, b)
-    def shift_right(self, a, k): return self.b.lshr(a, k)
+
+    # --- fmod: C's remainder, the dividend's sign (floats and i64) ----------------------------
+    def fmod(self, a, b):
+        """C fmod (`frem`, libm's fmod); for i64 the C remainder, where x % 0 and x % -1 are 0
+        as in NumPy (srem would trap on both: by zero and on INT64_MIN % -1)."""
+        if is_float(a):
+            return self.b.frem(a, b)
+        one = ir.Constant(I64, 1)
+        zero_or_minus_one = self.b.icmp_unsigned("<=", self.b.add(b, one), one)
+        return self.b.srem(a, self.b.select(zero_or_minus_one, one, b))
+
+    # --- bitwise logic (i64, and bool for and/or/not); shifts with NumPy's int64 results ------
+    def bit_and(self, a, b): return self.b.and_(a, b)
+    def bit_or(self, a, b): return self.b.or_(a, b)
+    def bit_not(self, a): return self.b.not_(a)
+
+    def _shift_in_range(self, k):
+        """0 <= k < 64: a shift by anything else is poison in LLVM, so the callers select."""
+        return self.b.icmp_unsigned("<", k, ir.Constant(I64, 64))
+
+    def shift_left(self, a, k):
+        return self.b.select(self._shift_in_range(k), self.b.shl(a, k), ir.Constant(I64, 0))
+
+    def shift_right(self, a, k):  # logical: zeros shift in
+        return self.b.select(self._shift_in_range(k), self.b.lshr(a, k), ir.Constant(I64, 0))
+
+    def shift_right_arith(self, a, k):  # copies of the sign bit shift in: 63 places at most
+        k = self.b.select(self._shift_in_range(k), k, ir.Constant(I64, 63))
+        return self.b.ashr(a, k)
 
     # --- max/min: exactly np.maximum / np.minimum (NaN in either operand propagates) ----------
     def max(self, a, b): return self._pick(a, b, ">=")
