@@ -40,12 +40,12 @@ class _Collect(unittest.TestResult):
         self.outcome[self._name(test)] = ("passed", "")
 
     def addFailure(self, test, err):
-        self.outcome[self._name(test)] = ("wrong", str(err[1]).splitlines()[0][:160])
+        self.outcome[self._name(test)] = ("wrong", (str(err[1]).splitlines() or [""])[0][:160])
 
     def addError(self, test, err):
         kind = "refused" if isinstance(err[1], GraphcError) else "crashed"
-        self.outcome[self._name(test)] = (kind, f"{type(err[1]).__name__}: "
-                                                f"{str(err[1]).splitlines()[0][:160]}")
+        first = (str(err[1]).splitlines() or [""])[0][:160]
+        self.outcome[self._name(test)] = (kind, f"{type(err[1]).__name__}: {first}")
 
     def addSkip(self, test, reason):
         pass
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     if args.backend == "graphc":
         from graphc.onnx import backend
     else:
-        import onnxruntime.backend as backend
+        from onnxruntime import backend
     test = onnx.backend.test.BackendTest(backend, "node_suite")
     test.include(r"^(" + "|".join(map(re.escape, names)) + r")_cpu$")
     suite = unittest.TestSuite()
