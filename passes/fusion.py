@@ -70,8 +70,17 @@ class Fuser:
 
     def __init__(self, graph: Graph):
         self.graph = graph
-        self.group_of: dict[Value, Group] = {}
+        self.group_of = {}
         self.groups: list[Group] = []
+
+    @property
+    def group_of(self) -> dict[Value, Group]:
+        return self._group_of
+
+    @group_of.setter
+    def group_of(self, owner: dict[Value, Group]) -> None:
+        self._group_of = owner
+        self._producers: dict[int, list[Group]] = {}  # id(group) -> its producer groups
 
     def producer_groups(self, node: Node) -> list[Group]:
         seen: list[Group] = []
@@ -95,6 +104,13 @@ class Fuser:
         return False
 
     def producer_groups_of_group(self, group: Group) -> list[Group]:
+        """The groups `group` reads from (cached until `group` or the grouping changes)."""
+        cached = self._producers.get(id(group))
+        if cached is None:
+            cached = self._producers[id(group)] = self._find_producer_groups(group)
+        return cached
+
+    def _find_producer_groups(self, group: Group) -> list[Group]:
         inside = {v for n in group.nodes for v in n.outputs}
         out = []
         for n in group.nodes:
@@ -113,6 +129,7 @@ class Fuser:
         group.nodes.append(node)
         for v in node.outputs:
             self.group_of[v] = group
+        self._producers.pop(id(group), None)  # its new node's inputs may come from elsewhere
 
     def merge(self, group: Group, into: Group) -> None:
         """Fold an independent loop kernel into `into` (its ops go first)."""
@@ -121,6 +138,7 @@ class Fuser:
             for v in n.outputs:
                 self.group_of[v] = into
         self.groups.remove(group)
+        self._producers.clear()  # whoever read `group` now reads `into`
 
     def new_group(self, node: Node, kind: str, domain, axes=()) -> None:
         group = Group(kind, tuple(domain), tuple(axes))

@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 ALIGN = 64  # bytes, a cache line: arena offsets and run-time buffer addresses are multiples
 
 
@@ -56,28 +58,35 @@ def lower_bound(intervals: Iterable[Interval]) -> int:
     return best
 
 
-def _overlap(a: Interval, b: Interval) -> bool:
-    return a.start <= b.end and b.start <= a.end
-
-
 def place(intervals: list[Interval], order: Callable[[Interval], tuple]) -> dict[str, int]:
     """Greedy placement in `order`: each buffer goes to the lowest aligned offset whose bytes no
-    time-overlapping, already placed buffer uses (best fit among the gaps)."""
-    placed: list[tuple[int, Interval]] = []
+    time-overlapping, already placed buffer uses (best fit among the gaps: the smallest gap that
+    holds it, the first of equal ones; past the last busy byte when none does).
+
+    Vectorised over the placed buffers, so a placement is O(n) NumPy work per buffer rather
+    than O(n) Python steps (graphs of thousands of buffers plan in well under a second)."""
+    ordered = sorted(intervals, key=order)
+    n = len(ordered)
+    starts = np.fromiter((iv.start for iv in ordered), np.int64, n)
+    ends = np.fromiter((iv.end for iv in ordered), np.int64, n)
+    sizes = np.fromiter((aligned(iv.nbytes) for iv in ordered), np.int64, n)
+    offs = np.zeros(n, np.int64)
     offsets: dict[str, int] = {}
-    for iv in sorted(intervals, key=order):
-        size = aligned(iv.nbytes)
-        busy = sorted((off, off + aligned(other.nbytes)) for off, other in placed
-                      if _overlap(iv, other))
-        best, best_gap, cursor = None, None, 0
-        for lo, hi in busy:
-            gap = lo - cursor
-            if gap >= size and (best_gap is None or gap < best_gap):
-                best, best_gap = cursor, gap
-            cursor = max(cursor, hi)
-        offset = best if best is not None else cursor
+    for k, iv in enumerate(ordered):
+        live = (starts[:k] <= iv.end) & (ends[:k] >= iv.start)
+        lo = offs[:k][live]
+        hi = lo + sizes[:k][live]
+        offset = 0
+        if lo.size:
+            by = np.lexsort((hi, lo))  # busy ranges by (lo, hi), as tuples sort
+            lo, hi = lo[by], hi[by]
+            reach = np.maximum.accumulate(hi)
+            cursor = np.concatenate(([0], reach[:-1]))  # how far the ranges before reach
+            gaps = lo - cursor
+            fits = np.flatnonzero(gaps >= sizes[k])
+            offset = int(cursor[fits[np.argmin(gaps[fits])]]) if fits.size else int(reach[-1])
+        offs[k] = offset
         offsets[iv.name] = offset
-        placed.append((offset, iv))
     return offsets
 
 
