@@ -1,6 +1,6 @@
 """Memory planner properties: no two simultaneously live buffers overlap; the arena is never
 smaller than the lower bound and reuses dead memory."""
-from graphc.passes.memory import Interval, aligned, lower_bound, plan_intervals
+from graphc.passes.memory import HEURISTICS, Interval, aligned, lower_bound, place, plan_intervals
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,3 +34,28 @@ def test_dead_memory_is_reused():
     plan = plan_intervals(ivs)
     assert plan.planned_bytes == lower_bound(ivs) == 2 * aligned(1000)
     assert plan.offsets["a"] == plan.offsets["c"]
+
+
+def _best_fit_by_hand(ivs, order):
+    """The placement rule spelled out, one buffer and one gap at a time (the oracle for the
+    vectorised `place`)."""
+    placed, offsets = [], {}
+    for iv in sorted(ivs, key=order):
+        size = aligned(iv.nbytes)
+        busy = sorted((off, off + aligned(o.nbytes)) for off, o in placed
+                      if iv.start <= o.end and o.start <= iv.end)
+        best, best_gap, cursor = None, None, 0
+        for lo, hi in busy:
+            if lo - cursor >= size and (best_gap is None or lo - cursor < best_gap):
+                best, best_gap = cursor, lo - cursor
+            cursor = max(cursor, hi)
+        offsets[iv.name] = best if best is not None else cursor
+        placed.append((offsets[iv.name], iv))
+    return offsets
+
+
+@settings(max_examples=200, deadline=None)
+@given(intervals())
+def test_placement_is_best_fit_in_each_order(ivs):
+    for order in HEURISTICS.values():
+        assert place(ivs, order) == _best_fit_by_hand(ivs, order)
