@@ -22,7 +22,8 @@ from graphc.compile import Executable
 from graphc.compile import compile as compile_graph
 from graphc.errors import GraphcError
 from graphc.ir import Graph
-from graphc.onnx.importer import check_supported, load_onnx, upgrade_opset
+from graphc.onnx.importer import check_supported, load_onnx
+from graphc.onnx.opsets import upgrade_opset
 from graphc.onnx.table import normalize_static
 
 _CACHE: dict[str, Executable] = {}

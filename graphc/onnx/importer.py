@@ -1,8 +1,8 @@
 """Importing ONNX models: `load_onnx(path_or_model, input_shapes) -> Graph`.
 
 Input: an ONNX file path (or a `ModelProto`) and optional static shapes for inputs with symbolic
-dims. Output: a verified graphc `Graph` whose inputs keep their ONNX names, whose float
-initializers are params under their ONNX names (integer ones are folded constants), whose
+dims. Output: a verified graphc `Graph` whose inputs keep their ONNX names, whose initializers
+are params, state or folded constants (graphc/onnx/initializers.py) under their ONNX names, whose
 outputs are the ONNX graph outputs, and whose every node carries the location
 `<model file name>:<ONNX node name or op_type#index>`.
 
@@ -10,10 +10,10 @@ Opsets >= 13 are imported natively, older ones are first raised to 13 with onnx'
 converter. graphc computes in f32/f64/i64/bool, so narrower integer types widen to i64 and
 float16 and bfloat16 to f32 (graphc/onnx/dtypes.py). Everything that depends only on shapes or constants (Constant,
 Shape, Size, ConstantOfShape and any node whose inputs are all constant) is folded at import:
-shapes are static. The per-op table is graphc/onnx/table.py; this module reads files safely
-(hostile input gives a GraphcError, external data never leaves the model's directory), prunes
-to the requested `outputs`, binds shapes, checks support up front (ops and value types, in one
-error) and walks the nodes.
+shapes are static. The per-op table is graphc/onnx/table.py; files are read safely by
+graphc/onnx/reading.py, opsets raised by graphc/onnx/opsets.py, initializers classified by
+graphc/onnx/initializers.py; this module prunes to the requested `outputs`, binds shapes, checks
+support up front (ops and value types, in one error) and walks the nodes.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.errors import GraphcError, located
@@ -33,10 +33,9 @@ from graphc.onnx import ops as onnx_ops
 from graphc.onnx import table as onnx_table
 from graphc.onnx.dtypes import onnx_dtype
 from graphc.onnx.initializers import Choice, Role
-from graphc.onnx.upsample_ops import keep_legacy_resize
+from graphc.onnx.opsets import MIN_OPSET, default_opset, upgrade_opset
+from graphc.onnx.reading import read_initializers, read_model
 
-MIN_OPSET = 13
-MAX_FILE_BYTES = 2**31  # protobuf's own limit for one message
 
 def load_onnx(model: str | os.PathLike | onnx.ModelProto,
               input_shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -71,101 +70,6 @@ def describe_onnx(model: str | os.PathLike | onnx.ModelProto, *, trainable: Choi
     roles = initializers.classify(proto, values, file_name, trainable, frozen,
                                   onnx_table.STATIC)
     return f"{file_name}: " + initializers.describe(roles, values)
-
-
-# --- reading files -------------------------------------------------------------------------
-def read_model(model: Any) -> tuple[onnx.ModelProto, str, str | None]:
-    """(model, file name for locations, directory external data may come from)."""
-    if isinstance(model, onnx.ModelProto):
-        _check_model(model, f"{model.graph.name or 'model'}")
-        return model, model.graph.name or "model", None
-    if not isinstance(model, (str, os.PathLike)):
-        raise GraphcError(f"load_onnx takes a path or an onnx.ModelProto, got "
-                          f"{type(model).__name__}")
-    path = os.fspath(model)
-    name = os.path.basename(path)
-    if not os.path.isfile(path):
-        raise GraphcError(f"{path}: no such ONNX file")
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise GraphcError(f"{path}: {size} bytes is over protobuf's 2 GiB limit; keep large "
-                          f"tensors in external data files")
-    with open(path, "rb") as f:
-        data = f.read()
-    proto = onnx.ModelProto()
-    try:
-        proto.ParseFromString(data)
-    except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
-        raise GraphcError(f"{path}: not a valid ONNX file (truncated or not protobuf): "
-                          f"{err}") from None
-    base_dir = os.path.dirname(os.path.abspath(path))
-    for t in proto.graph.initializer:  # validated before the checker looks at the files
-        if t.data_location == TensorProto.EXTERNAL:
-            _external_source(t, base_dir, path)
-    _check_model(proto, path, checked_path=path)
-    return proto, name, base_dir
-
-
-def _check_model(proto: onnx.ModelProto, where: str, checked_path: str | None = None) -> None:
-    if not proto.HasField("graph") or proto.ir_version <= 0 or not proto.opset_import:
-        raise GraphcError(f"{where}: not an ONNX model (no graph, IR version or opset); the "
-                          f"file may be truncated or of another format")
-    try:
-        # from a path the checker resolves external data against the model's directory
-        onnx.checker.check_model(checked_path if checked_path is not None else proto)
-    except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
-        raise GraphcError(f"{where}: the ONNX checker rejects this model: "
-                          f"{str(err).strip().splitlines()[0] if str(err).strip() else err}") \
-            from None
-
-
-def default_opset(proto: onnx.ModelProto) -> int:
-    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def upgrade_opset(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
-    """Models older than opset 13 are converted with onnx's version converter (after the
-    rewrites it lacks, `_before_conversion`, and with old Upsample/Resize nodes' coordinates
-    kept, `keep_legacy_resize`)."""
-    version = default_opset(proto)
-    if version >= MIN_OPSET or version == 0:
-        return proto
-    try:
-        from onnx import version_converter
-
-        converted = version_converter.convert_version(_before_conversion(proto), MIN_OPSET)
-        return keep_legacy_resize(proto, converted)
-    except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
-        raise GraphcError(f"{where}: cannot convert opset {version} to {MIN_OPSET}: {err}") \
-            from None
-
-
-def _before_conversion(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """What onnx's version converter gets wrong, rewritten in the old opset first.
-
-    Before opset 13, Hardmax worked on its input flattened to 2-D at `axis` (one 1 per row of
-    that matrix); the converter keeps the node as it is, which would make it per-axis. It
-    becomes Flatten -> Hardmax (the last axis of the 2-D matrix) -> Reshape to the input's
-    shape, which means the same in every opset."""
-    nodes = list(proto.graph.node)
-    if not any(n.op_type == "Hardmax" and n.domain in ("", "ai.onnx") for n in nodes):
-        return proto
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
-    del out.graph.node[:]
-    for i, node in enumerate(nodes):
-        if node.op_type != "Hardmax" or node.domain not in ("", "ai.onnx"):
-            out.graph.node.append(node)
-            continue
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        x, y, tag = node.input[0], node.output[0], f"_graphc_hardmax{i}"
-        out.graph.node.extend([
-            helper.make_node("Flatten", [x], [tag + "_2d"], axis=axis),
-            helper.make_node("Hardmax", [tag + "_2d"], [tag + "_h"], axis=1,
-                             name=node.name),
-            helper.make_node("Shape", [x], [tag + "_shape"]),
-            helper.make_node("Reshape", [tag + "_h", tag + "_shape"], [y])])
-    return out
 
 
 # --- support check, before anything is built -----------------------------------------------
@@ -242,71 +146,6 @@ def prune(proto: onnx.ModelProto, outputs: Sequence[str], where: str) -> onnx.Mo
         del getattr(pruned.graph, field)[:]
         getattr(pruned.graph, field).extend(kept)
     return pruned
-
-
-# --- initializers and external data ---------------------------------------------------------
-def read_initializers(proto: onnx.ModelProto, base_dir: str | None,
-                      where: str) -> dict[str, np.ndarray]:
-    """Every initializer's value in the graphc dtype that holds it (float16 -> f32, ...)."""
-    out = {}
-    for t in proto.graph.initializer:
-        dtype = onnx_dtype(t.data_type, f"{where}: initializer {t.name!r}")
-        array = tensor_array(t, base_dir, where)
-        out[t.name] = array.astype({"f32": np.float32, "f64": np.float64, "i64": np.int64,
-                                    "bool": np.bool_}[dtype], copy=False)
-    return out
-
-
-def tensor_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
-    """The value of an initializer; external data is read safely from `base_dir`."""
-    if t.data_location == TensorProto.EXTERNAL:
-        return _external_array(t, base_dir, where)
-    try:
-        return np.array(numpy_helper.to_array(t))
-    except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
-        raise GraphcError(f"{where}: initializer {t.name!r} cannot be read: {err}") from None
-
-
-def _external_source(t: onnx.TensorProto, base_dir: str | None,
-                     where: str) -> tuple[str, int, int]:
-    """(file, offset, bytes) of an initializer's external data, after checking that the file is
-    inside `base_dir` and holds exactly the bytes the tensor's shape needs."""
-    info = {e.key: e.value for e in t.external_data}
-    location = info.get("location", "")
-    label = f"{where}: initializer {t.name!r} (external data {location!r})"
-    if base_dir is None:
-        raise GraphcError(f"{label}: external data needs the model loaded from its path")
-    if not location or os.path.isabs(location) or ".." in location.replace("\\", "/").split("/"):
-        raise GraphcError(f"{label}: external data must be a relative path inside the model's "
-                          f"directory (absolute paths and '..' are rejected)")
-    root = os.path.realpath(base_dir)
-    path = os.path.realpath(os.path.join(root, location))
-    if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
-        raise GraphcError(f"{label}: not a file inside the model's directory")
-    try:
-        itemsize = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-    except (KeyError, ValueError, TypeError):
-        raise GraphcError(f"{label}: unknown element type {t.data_type}") from None
-    need = int(np.prod(tuple(t.dims), dtype=np.int64)) * itemsize
-    try:
-        offset, length = int(info.get("offset", 0)), int(info.get("length", need))
-    except ValueError:
-        raise GraphcError(f"{label}: offset and length must be integers") from None
-    if offset < 0 or length != need:
-        raise GraphcError(f"{label}: length {length} does not match the {need} bytes of a "
-                          f"tensor of shape {list(t.dims)}")
-    if offset + need > os.path.getsize(path):
-        raise GraphcError(f"{label}: the file holds fewer than offset {offset} + {need} bytes")
-    return path, offset, need
-
-
-def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
-    path, offset, need = _external_source(t, base_dir, where)
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(need)
-    dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
-    return np.frombuffer(data, dtype=dtype).reshape(tuple(t.dims)).copy()
 
 
 # --- the walk over nodes ----------------------------------------------------------------------
