@@ -17,10 +17,13 @@ import numpy as np
 from graphc.runtime.buffers import BufferPlan, aligned_empty
 from graphc.runtime.emit.emitter import ERROR_CELL
 from graphc.runtime.jit import JitModule
+from graphc.runtime.lower import kernel_nodes
+from graphc.runtime.profile import PROFILE_CELLS, KernelProfile, kernel_flops, kernel_ops
 
 from graphc.errors import CompileError, FeedError, GraphcError, located
 from graphc.interpret import check_feeds
 from graphc.ir import Graph
+from graphc.ops.registry import get_op
 from graphc.text.printer import format_node
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -55,12 +58,16 @@ class NativeExecutable:
     NativeExecutable must not be run from two threads at once.
     """
 
-    def __init__(self, graph: Graph, plan: BufferPlan, jit: JitModule, stats: dict):
+    def __init__(self, graph: Graph, plan: BufferPlan, jit: JitModule, stats: dict,
+                 profiled: bool = False):
         self.graph = graph
         self.plan = plan
         self._jit = jit  # owns the machine code: keep alive as long as the function pointer
         self._fn = _ENTRY_TYPE(jit.address)
         self._error = ctypes.c_int64.from_address(jit.engine.get_global_value_address(ERROR_CELL))
+        self._kernels = kernel_nodes(graph)
+        self._cycles = (ctypes.c_int64 * max(len(self._kernels), 1)).from_address(
+            jit.engine.get_global_value_address(PROFILE_CELLS)) if profiled else None
         self._arena = aligned_empty(plan.arena_bytes)
         self._buffers = persistent_buffers(graph)
         self.params: Mapping[str, np.ndarray] = MappingProxyType(self._buffers)
@@ -89,6 +96,20 @@ class NativeExecutable:
     @property
     def llvm_ir(self) -> str:
         return self._jit.llvm_ir
+
+    def kernel_profile(self, rate: float) -> list[KernelProfile]:
+        """Each kernel's counted time since compiling or the last `reset_profile` (cycles over
+        `rate`, the counter's cycles per second), for a step compiled with profiling on."""
+        if self._cycles is None:
+            raise GraphcError("this step was compiled without profiling: call "
+                              "gc.set_profiling(True) before compiling it")
+        return [KernelProfile(k, f"k{index}", node.attrs.get("kind", get_op(node.op).kind),
+                              kernel_ops(node), kernel_flops(node), self._cycles[k] / rate)
+                for k, (index, node) in enumerate(self._kernels)]
+
+    def reset_profile(self) -> None:
+        if self._cycles is not None:
+            ctypes.memset(self._cycles, 0, ctypes.sizeof(self._cycles))
 
     @property
     def asm(self) -> str:

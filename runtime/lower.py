@@ -17,6 +17,7 @@ from graphc.runtime.buffers import BufferPlan, Loc
 from graphc.runtime.emit.emitter import ERROR_CELL, I1, I8, I64, MEM_TYPES, error_cell
 from graphc.runtime.kernels.abi import emit_kernel
 from graphc.runtime.parallel import call_parallel
+from graphc.runtime.profile import Counters
 from llvmlite import ir
 
 from graphc.errors import CompileError, GraphcError, located
@@ -176,14 +177,22 @@ def _emit(modules: KernelModules, index: int, node: Node, plan: BufferPlan,
     return modules.place(fn)
 
 
-def build_modules(graph: Graph, plan: BufferPlan,
-                  groups: int = 1) -> tuple[list[ModuleText], int]:
+def kernel_nodes(graph: Graph) -> list[tuple[int, Node]]:
+    """The nodes that become kernels with their positions, in the order the entry function
+    calls them."""
+    return [(i, n) for i, n in enumerate(graph.nodes) if get_op(n.op).kind != "source"]
+
+
+def build_modules(graph: Graph, plan: BufferPlan, groups: int = 1,
+                  profile: bool = False) -> tuple[list[ModuleText], int]:
     """The entry module and at most `groups` kernel modules, as text (target-independent: the
-    JIT sets the triple and data layout); and the number of kernels."""
+    JIT sets the triple and data layout); and the number of kernels. With `profile`, every
+    kernel call is timed by the cycle counter into `graphc_profile` (runtime/profile.py)."""
     module = ir.Module(name=graph.name)
     modules = KernelModules(module)
     entry = EntryBuilder(module, plan)
     error_cell(module)  # always present, so the executor can read it
+    counters = Counters(module, len(kernel_nodes(graph))) if profile else None
     for src, dst, nbytes in plan.start_copies:
         entry.copy(src, dst, nbytes)
     kernels = 0
@@ -197,10 +206,13 @@ def build_modules(graph: Graph, plan: BufferPlan,
         if index in plan.scratch:  # the kernel's scratch memory, placed by the planner
             args.append(entry.address(Loc("arena", plan.scratch[index])))
         parts = plan.parts.get(index, 1)
+        started = counters.start(entry.b) if counters is not None else None
         if parts > 1:
             call_parallel(entry.b, fn, args, parts)
         else:
             entry.b.call(fn, args)
+        if counters is not None:
+            counters.stop(entry.b, kernels, started)
         kernels += 1
     for src, dst, nbytes in plan.end_copies:
         entry.copy(src, dst, nbytes)

@@ -19,6 +19,7 @@ from graphc.runtime.jit import JitModule, compile_workers
 from graphc.runtime.lower import ENTRY, ModuleText, build_modules
 from graphc.runtime.parallel import num_threads
 from graphc.runtime.plan_text import format_plan
+from graphc.runtime.profile import profiling
 
 from graphc.ir import Graph
 
@@ -31,6 +32,7 @@ class PlannedGraph:
     plan: BufferPlan
     threads: int    # the machine code bakes in the plan's kernel splits for this many threads
     seconds: float  # spent planning (counted in the `lower_seconds` statistic)
+    profile: bool = False  # kernel calls timed by cycle counters (runtime/profile.py)
 
     def to_text(self) -> str:
         return format_plan(self.graph, self.plan, self.threads)
@@ -54,7 +56,8 @@ class LoweredModules:
 
     def build(self) -> list[ModuleText]:
         """The entry module, then the kernel modules (made again on every call)."""
-        return build_modules(self.planned.graph, self.planned.plan, self.workers)[0]
+        return build_modules(self.planned.graph, self.planned.plan, self.workers,
+                             self.planned.profile)[0]
 
     def to_text(self) -> str:
         return "".join(m.text if m.text.endswith("\n") else m.text + "\n" for m in self.build())
@@ -67,7 +70,7 @@ def plan_memory(graph: Graph) -> PlannedGraph:
     kernels = as_kernels(graph)
     threads = num_threads()
     plan = plan_buffers(kernels, threads)
-    return PlannedGraph(kernels, plan, threads, time.perf_counter() - start)
+    return PlannedGraph(kernels, plan, threads, time.perf_counter() - start, profiling())
 
 
 def lower_to_llvm(planned: PlannedGraph) -> LoweredModules:
@@ -75,7 +78,8 @@ def lower_to_llvm(planned: PlannedGraph) -> LoweredModules:
     in schedule order) and the key they are cached under."""
     start = time.perf_counter()
     # the machine code bakes in the plan's offsets and slots, so the plan is part of the key
-    text = f"// threads={planned.threads}\n// {planned.plan.describe()}\n{planned.graph.to_text()}"
+    text = (f"// threads={planned.threads}{' profiled' if planned.profile else ''}\n"
+            f"// {planned.plan.describe()}\n{planned.graph.to_text()}")
     seconds = planned.seconds + time.perf_counter() - start
     return LoweredModules(planned, cache_key(text), compile_workers(), seconds)
 
@@ -92,5 +96,5 @@ def jit_compile(lowered: LoweredModules) -> NativeExecutable:
              "inplace_updates": len(plan.inplace),
              "lower_seconds": lowered.seconds + machine.parse_seconds,
              "optimize_seconds": machine.optimize_seconds, "jit_seconds": machine.jit_seconds,
-             "llvm_modules": machine.modules}
-    return NativeExecutable(graph, plan, machine, stats)
+             "llvm_modules": machine.modules, "profiled": lowered.planned.profile}
+    return NativeExecutable(graph, plan, machine, stats, lowered.planned.profile)

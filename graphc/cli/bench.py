@@ -9,7 +9,19 @@ import argparse
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Time graphc's training step side by side with other frameworks (models/bench/harness.py)."""
+    """Time graphc's training step side by side with other frameworks (models/bench/harness.py),
+    or with `--profile` graphc's alone, kernel by kernel (models/bench/profile.py)."""
+    if args.profile:
+        import json
+
+        from graphc.models.bench.profile import format_profile, profile_model
+
+        report = profile_model(args.model, args.batch, args.steps, args.threads)
+        print(format_profile(report))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(report.to_json(), f, indent=2)
+        return 0
     from graphc.models.bench import harness as bench
 
     return bench.main(args.model, args.vs, args.threads, args.batch, args.rounds,
@@ -29,4 +41,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--round-time", type=float, default=0.25, metavar="SECONDS",
                        help="about how long one framework's round lasts (0.25)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.add_argument("--profile", action="store_true",
+                       help="graphc's step alone, kernel by kernel: time, share, GFLOP/s")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps with --profile (20)")
     bench.set_defaults(func=cmd_bench)
