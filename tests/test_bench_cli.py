@@ -13,6 +13,7 @@ from graphc.models.bench.frameworks import BENCH_MODELS
 
 import graphc as gc
 from graphc.cli import main
+from graphc.flops import product_flops, training_flops
 
 FAST = ["--rounds", "2", "--round-time", "0.02"]
 
@@ -105,8 +106,8 @@ def test_vs_parsing():
 def test_training_flops_count_every_product(name):
     graph = BENCH_MODELS[name].build()
     products = [n for n in graph.nodes if n.op == "matmul" or n.op.startswith("conv")]
-    forward = sum(bench._product_flops(n) for n in products)
-    assert 2 * forward <= bench.training_flops(graph) <= 3 * forward
+    forward = sum(product_flops(n) for n in products)
+    assert 2 * forward <= training_flops(graph) <= 3 * forward
 
 
 @pytest.mark.parametrize("threads, peak, want", [

@@ -36,7 +36,7 @@ from graphc.models.bench.report import (
 )
 
 from graphc.errors import GraphcError
-from graphc.ir import Graph
+from graphc.flops import training_flops
 
 COMPETITORS = ("numpy", "torch", "jax")
 OPT_IN = ("numpy-avx512", "torch-compile")  # nameable in --vs one at a time
@@ -73,31 +73,6 @@ def bench_model(name: str):
 
 def installed(framework: str) -> bool:
     return importlib.util.find_spec(MODULE_OF[framework]) is not None
-
-
-# --- FLOPs ---------------------------------------------------------------------------------
-def _product_flops(node) -> int:
-    """2 x multiply-adds of a matmul or convolution node, else 0."""
-    out = node.outputs[0].type.shape
-    if node.op == "matmul":
-        return 2 * math.prod(out) * node.inputs[0].type.shape[-1]
-    if node.op.startswith("conv"):
-        return 2 * math.prod(out) * math.prod(node.inputs[1].type.shape[1:])
-    return 0
-
-
-def training_flops(graph: Graph) -> int:
-    """FLOPs of the matmuls and convolutions in one training step of a forward graph: each
-    product once forward and once more per operand that depends on a param (its gradient is a
-    product of the same size); an input batch needs no gradient. Elementwise work is left out."""
-    trainable = {i.name for i in graph.inputs_with_role("param")}
-    total = 0
-    for node in graph.nodes:
-        needs = [v.name in trainable for v in node.inputs]
-        if any(needs):
-            trainable.update(v.name for v in node.outputs)
-        total += _product_flops(node) * (1 + sum(needs[:2]))
-    return total
 
 
 # --- runner processes ----------------------------------------------------------------------

@@ -15,8 +15,10 @@ import time
 import numpy as np
 import pytest
 from graphc.models.bench.frameworks import BENCH_MODELS, compile_graphc, make_batch, make_step, pack
-from graphc.models.bench.harness import LR, training_flops
+from graphc.models.bench.harness import LR
 from graphc.models.bench.numpy_steps import NUMPY_STEPS
+
+from graphc.flops import training_flops
 
 ROUNDS = {"mlp-large": 3, "encoder": 5}  # timed rounds when enabled (else DEFAULT_ROUNDS)
 DEFAULT_ROUNDS = 20
