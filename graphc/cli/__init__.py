@@ -1,10 +1,10 @@
-"""The `graphc` command: `graphc train`, `graphc compile`, `graphc export` and `graphc bench`.
+"""The `graphc` command: `graphc train`, `compile`, `export`, `bench` and `info`.
 
 Input: command-line arguments. Output: what the verb prints: training progress and held-out
 accuracy (`train`, cli/train.py), a compiled model's graph text, memory plan, LLVM IR, assembly,
 per-stage artefacts and statistics (`compile`, cli/compile.py), an ONNX file (`export`,
 cli/export.py) or a side-by-side timing table against NumPy, PyTorch and JAX (`bench`,
-cli/bench.py). Every `GraphcError` ends the command with `graphc: error: <message>` on stderr
+cli/bench.py), or what a model is (`info`, cli/info.py). Every `GraphcError` ends the command with `graphc: error: <message>` on stderr
 and exit code 2.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from graphc.cli.bench import add_bench_parser
 from graphc.cli.common import make_optimizer
 from graphc.cli.compile import add_compile_parser, format_report
 from graphc.cli.export import add_export_parser
+from graphc.cli.info import add_info_parser
 from graphc.cli.train import add_train_parser
 from graphc.errors import GraphcError
 
@@ -26,11 +27,12 @@ __all__ = ["format_report", "main", "make_optimizer", "make_parser"]
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphc", description="Compile neural-network training steps to native code.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench,export}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench,export,info}")
     add_train_parser(sub)
     add_compile_parser(sub)
     add_bench_parser(sub)
     add_export_parser(sub)
+    add_info_parser(sub)
     return parser
 
 
