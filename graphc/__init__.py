@@ -3,7 +3,8 @@
 Input: models written with the DSL (`GraphBuilder`, `gc.relu`, ...) or ONNX files.
 Output: graphs that can be interpreted, differentiated, printed/parsed and compiled to native code.
 The op functions (`gc.relu`, `gc.sum`, ...) are those of graphc.ops.api, one per public op in
-the registry, so an op registered later (a test's temporary op) is `gc.<name>` too.
+the registry, so an op registered later (a test's temporary op) is `gc.<name>` too. The ONNX
+functions (`gc.load_onnx`, ...) import onnx on first use: it takes most of a second to load.
 """
 import graphc.ops.families  # noqa: F401  (every op registered first: nn's defaults are op functions)
 from graphc import nn as layers  # noqa: F401
@@ -29,8 +30,6 @@ from graphc.errors import (  # noqa: F401
 )
 from graphc.interpret import interpret  # noqa: F401
 from graphc.ir import Graph, GraphInput, Node, Value  # noqa: F401
-from graphc.onnx.export import save_onnx  # noqa: F401
-from graphc.onnx.importer import describe_onnx, load_onnx  # noqa: F401
 from graphc.ops import api as _op_api
 from graphc.ops.api import *
 from graphc.ops.api_nn import *
@@ -42,9 +41,20 @@ from graphc.verify import verify  # noqa: F401
 
 globals().update({name: _op_api.op_function(name) for name in _op_api.op_names()})
 
+# name -> the module that defines it, imported when the name is first asked for
+_ONNX_NAMES = {"load_onnx": "graphc.onnx.importer", "describe_onnx": "graphc.onnx.importer",
+               "save_onnx": "graphc.onnx.export", "to_onnx": "graphc.onnx.export"}
+
 
 def __getattr__(name: str):
-    """An op registered after `import graphc` (the eager names above cover the rest)."""
+    """The ONNX functions (imported on first use), or an op registered after `import graphc`
+    (the eager names above cover the rest)."""
+    if name in _ONNX_NAMES:
+        import importlib
+
+        value = getattr(importlib.import_module(_ONNX_NAMES[name]), name)
+        globals()[name] = value
+        return value
     function = _op_api.op_function(name) if not name.startswith("__") else None
     if function is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -52,4 +62,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_op_api.op_names()))
+    return sorted(set(globals()) | set(_op_api.op_names()) | set(_ONNX_NAMES))
