@@ -168,3 +168,21 @@ def test_train_adam_and_save(capsys, tmp_path):
 def test_no_subcommand_means_train(capsys):
     code, out, _ = run(capsys, "--epochs", "1", "--quiet", "--hidden", "16", "16")
     assert code == 0 and "model 64-16-16-10" in out and "held-out accuracy" in out
+
+
+def test_version_and_threads(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"graphc {version('graphc')}"
+    try:
+        assert main(["train", "--epochs", "1", "--quiet", "--threads", "1"]) == 0
+        from graphc.runtime.parallel import num_threads
+
+        assert num_threads() == 1
+        assert main(["train", "--epochs", "1", "--quiet", "--threads", "0"]) == 2
+        assert "expected a positive int" in capsys.readouterr().err
+    finally:
+        gc.set_num_threads(None)

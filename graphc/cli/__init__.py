@@ -24,9 +24,19 @@ from graphc.errors import GraphcError
 __all__ = ["format_report", "main", "make_optimizer", "make_parser"]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("graphc")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "(not installed)"
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphc", description="Compile neural-network training steps to native code.")
+    parser.add_argument("--version", action="version", version=f"graphc {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{train,compile,bench,export,info}")
     add_train_parser(sub)
     add_compile_parser(sub)
@@ -39,7 +49,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `graphc` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["train", *argv]  # `graphc` alone trains the default model
     args = make_parser().parse_args(argv)
     try:

@@ -59,6 +59,8 @@ def evaluate(sizes: Sequence[int], params: Mapping[str, np.ndarray], split,
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the MLP (or an ONNX model) on scikit-learn's digits; report held-out accuracy."""
+    if args.threads is not None:
+        gc.set_num_threads(args.threads)
     if args.onnx is not None:
         return cmd_train_onnx(args)
     from graphc.models.datasets import load_digits
@@ -169,5 +171,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--heldout", type=float, default=0.2, help="held-out fraction")
     train.add_argument("--save", metavar="PATH", help="save params and optimizer state")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=int, metavar="N",
+                       help="threads the compiled step may use (default: GRAPHC_NUM_THREADS or "
+                            "every core)")
     add_optimizer_options(train)
     train.set_defaults(func=cmd_train)
