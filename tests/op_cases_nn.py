@@ -373,6 +373,11 @@ CONV = {
         _conv_case("f32_groups", "f32[1,4,4,4] f32[6,2,3,3] f32[6]", group=2, pads=(1, 1, 1, 1)),
         _conv_case("f64_depthwise", "f64[2,3,5,4] f64[3,1,3,2] f64[3]", group=3, strides=(2, 2),
                    pads=(1, 0, 1, 1)),
+        # the two GEMM layouts (ops/conv.py merged_layout): 1x1 outputs of 8 filters of 18
+        # taps merge the images; the cases above, with more positions than taps, do not
+        _conv_case("f32_batch_merged_layout", "f32[3,2,3,3] f32[8,2,3,3] f32[8]"),
+        _conv_case("f64_grouped_batch_merged", "f64[2,4,4,4] f64[6,2,3,3]", group=2,
+                   strides=(2, 2)),
         bad("channels", "f32[1,3,5,5] f32[4,2,3,3]", "do not fit"),
         bad("bias", "f32[1,3,5,5] f32[4,3,3,3] f32[3]", "bias must be"),
         bad("dtype", "f32[1,3,5,5] f64[4,3,3,3]", "one float dtype")],
