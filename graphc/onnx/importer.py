@@ -98,7 +98,7 @@ def check_supported(proto: onnx.ModelProto, where: str) -> None:
     ops = []
     for i, node in enumerate(proto.graph.node):
         domain = node.domain or "ai.onnx"
-        if domain != "ai.onnx" or not onnx_table.supported(node.op_type):
+        if not onnx_table.supported(node.op_type, domain):
             ops.append(f"  ({domain}, {node.op_type}, {node_label(node, i)}, opset "
                        f"{versions.get(domain, '?')})")
     types = [f"  {role} {vi.name!r}: {problem}"

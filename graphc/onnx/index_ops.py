@@ -13,7 +13,8 @@ Everything is composed from graphc ops, so gradients, kernels and export come fr
   their updates, where ONNX leaves duplicates undefined); mul, max and min compare every update
   with every target row, O(updates · rows), which suits the small scatters exports contain.
   Integer data goes through float64 for none and add (exact below 2**53).
-- CumSum is a log-step scan: ceil(log2 n) shifted adds, O(n log n), exact for integers.
+- CumSum is a log-step scan (`log_scan`, shared with extra_ops' CumProd): ceil(log2 n) shifted
+  adds, O(n log n), exact for integers.
 - TopK picks the k best one at a time (O(k·n), k steps) when k is small against n, and otherwise
   ranks every element against every other (O(n²)); ties go to the lower index, NaN ranks as +inf.
 Einsum is in einsum_ops.py.
@@ -260,24 +261,29 @@ def OneHot(indices, depth, values, axis=-1):
     return F.where(hot, on, off)
 
 
-def _shift(y: Tensor, axis: int, by: int, reverse: bool) -> Tensor:
-    """y moved `by` places along `axis` (toward the end, or the start if reverse), zeros in."""
+def _shift(y: Tensor, axis: int, by: int, reverse: bool, fill: float) -> Tensor:
+    """y moved `by` places along `axis` (toward the end, or the start if reverse), `fill` in."""
     pads = [0] * (2 * y.ndim)
     pads[axis], pads[y.ndim + axis] = (-by, by) if reverse else (by, -by)
-    return F.pad(y, pads)
+    return F.pad(y, pads, value=fill)
+
+
+def log_scan(x: Tensor, axis, combine, identity: float, exclusive, reverse, op: str) -> Tensor:
+    """The inclusive scan of the associative `combine` (identity `identity`) along the static
+    `axis` in ceil(log2 n) steps y = combine(y, shift(y, 1, 2, 4, ...)) (O(n log n) combines,
+    exact for integers), then one more shift if exclusive; reverse scans from the end."""
+    if x.dtype == "bool" or x.ndim == 0:
+        raise GraphcError(f"{op}: need a numeric tensor of rank >= 1, got {x.type}")
+    a = _axis(_int(axis, "axis", op), x.ndim, op)
+    n, y, step = x.shape[a], x, 1
+    while step < n:
+        y = combine(y, _shift(y, a, step, bool(reverse), identity))
+        step *= 2
+    return _shift(y, a, 1, bool(reverse), identity) if exclusive and n else y
 
 
 def CumSum(x, axis, exclusive=0, reverse=0):
-    """Inclusive scan in ceil(log2 n) steps y += shift(y, 1, 2, 4, ...) (O(n log n) adds),
-    then one more shift if exclusive."""
-    if x.dtype == "bool" or x.ndim == 0:
-        raise GraphcError(f"CumSum: need a numeric tensor of rank >= 1, got {x.type}")
-    a = _axis(_int(axis, "axis", "CumSum"), x.ndim, "CumSum")
-    n, y, step = x.shape[a], x, 1
-    while step < n:
-        y = y + _shift(y, a, step, bool(reverse))
-        step *= 2
-    return _shift(y, a, 1, bool(reverse)) if exclusive and n else y
+    return log_scan(x, axis, F.add, 0.0, exclusive, reverse, "CumSum")
 
 
 # --- TopK --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from graphc.errors import GraphcError
 from graphc.onnx import (
     attention_ops,
     einsum_ops,
+    extra_ops,
     index_ops,
     math_ops,
     nn_ops,
@@ -28,14 +29,16 @@ from graphc.onnx import (
     ops,
     rnn_ops,
     sequence_ops,
+    training_ops,
     upsample_ops,
+    window_ops,
 )
 from graphc.ops import api as F
 from graphc.ops.registry import all_ops, api_name
 
 # the modules of ONNX ops whose semantics differ from every graphc op (one module per family)
 OP_MODULES = (ops, nn_ops, norm_ops, rnn_ops, math_ops, index_ops, einsum_ops, attention_ops,
-              sequence_ops, upsample_ops)
+              sequence_ops, upsample_ops, extra_ops, window_ops, training_ops)
 # those ops: the functions named like them (capitalised, defined in one of those modules)
 FUNCTIONS = {name: fn for module in OP_MODULES for name, fn in vars(module).items()
              if name[:1].isupper() and callable(fn) and not isinstance(fn, type)
@@ -51,6 +54,8 @@ STATIC = {"Reshape": (1,), "Expand": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "
           "SplitToSequence": (1,), "SequenceAt": (1,), "SequenceInsert": (2,),
           "SequenceErase": (1,),
           "Resize": (1, 2, 3), "Upsample": (1,),
+          "CumProd": (1,), "CenterCropPad": (1,), "Compress": (1,), "Col2Im": (1, 2),
+          "AffineGrid": (1,),
           **{op: (1,) for op in _REDUCE}}
 # ops evaluated by their own function even when every operand is constant
 _SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size", "SequenceEmpty",
@@ -71,8 +76,13 @@ def importer(op_type: str) -> Callable[..., Any] | None:
     return F.op_function(name) if name is not None else None
 
 
-def supported(op_type: str) -> bool:
-    return importer(op_type) is not None
+def supported(op_type: str, domain: str = "ai.onnx") -> bool:
+    """Does graphc import `op_type` of `domain` (the default domain, or ONNX's preview
+    training domain for its optimizer ops)?"""
+    if domain == training_ops.DOMAIN:
+        return op_type in training_ops.OPS
+    return domain == "ai.onnx" and op_type not in training_ops.OPS and \
+        importer(op_type) is not None
 
 
 def normalize(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple[list, dict]:
