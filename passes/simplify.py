@@ -15,6 +15,7 @@ from graphc.passes.rewrite import rewrite, rewrite_to_fixed_point
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.ir import Graph, Node
+from graphc.ops import api as F
 from graphc.ops.registry import get_op
 
 
@@ -58,10 +59,51 @@ def _fold_or_match(b: GraphBuilder, node: Node, inputs: list[Tensor]) -> Tensor 
     return folded if folded is not None else RULES(b, node, inputs)
 
 
+def _swaps_last_two(perm: tuple[int, ...]) -> bool:
+    n = len(perm)
+    return n >= 2 and perm == (*range(n - 2), n - 1, n - 2)
+
+
+def _transposed_products(graph: Graph):
+    """The rule (A @ B)^T -> B^T @ A^T, for a product read by that transpose alone.
+
+    Autodiff of `x @ w^T` gives the gradient of w as a transpose of `x^T @ dy`; read by the
+    optimizer's update, that transpose became a loop kernel walking a [K, N] matrix by columns
+    (25 ms of a 30 ms step for a 512x4608 weight). As `dy^T @ x` the GEMM packs its transposed
+    operands itself, and the gradient comes out in the weight's own layout. An operand that is
+    itself a swap of the last two axes is used unswapped."""
+    users = graph.users
+    kept = set(graph.outputs.values()) | set(graph.updates.values())
+
+    def swapped(b: GraphBuilder, t: Tensor) -> Tensor:
+        p = b.producer.get(t.value)
+        if p is not None and p.op == "transpose" and _swaps_last_two(p.attrs["perm"]):
+            return Tensor(b, p.inputs[0])
+        return F.swapaxes(t, -1, -2)
+
+    def rule(b: GraphBuilder, node: Node, inputs: list[Tensor]) -> Tensor | None:
+        if node.op != "transpose" or not _swaps_last_two(node.attrs["perm"]):
+            return None
+        product = b.producer.get(inputs[0].value)
+        if product is None or product.op != "matmul" or node.inputs[0] in kept or \
+                len(users.get(node.inputs[0], [])) != 1:
+            return None
+        a, c = (Tensor(b, v) for v in product.inputs)
+        if a.ndim < 2 or c.ndim < 2:
+            return None
+        return swapped(b, c) @ swapped(b, a)
+
+    return rule
+
+
 def simplify(graph: Graph) -> Graph:
     """Needs a verified graph; folds small constant expressions and applies the algebraic
-    pattern table until nothing changes."""
-    return dce(rewrite_to_fixed_point(graph, _fold_or_match))
+    pattern table until nothing changes, then turns transposed products around (see
+    `_transposed_products`)."""
+    graph = dce(rewrite_to_fixed_point(graph, _fold_or_match))
+    turned = rewrite(graph, _transposed_products(graph))
+    return graph if turned.nodes == graph.nodes else \
+        dce(rewrite_to_fixed_point(turned, _fold_or_match))
 
 
 def cse(graph: Graph) -> Graph:

@@ -106,3 +106,40 @@ graph g
 """, """
         %y: f32[17] = exp(%a)
     """)
+
+
+def test_simplify_turns_a_transposed_product_around():
+    """(A @ B)^T read by nothing else becomes B^T @ A^T; an operand that is itself a swap of
+    the last two axes is used as it is (the optimizer reads a gradient in its own layout)."""
+    out = check_pass(simplify, """
+graph g
+  input %x: f32[8,5]
+  input %dy: f32[8,3]
+  input %w: f32[3,5]
+  %xt: f32[5,8] = transpose(%x) {perm=(1, 0)}
+  %gt: f32[5,3] = matmul(%xt, %dy)
+  %g: f32[3,5] = transpose(%gt) {perm=(1, 0)}
+  %y: f32[3,5] = sub(%w, %g)
+  output y = %y
+""", """
+        %v0: f32[3,8] = transpose(%dy) {perm=(1, 0)}
+        NEXT: %v1: f32[3,5] = matmul(%v0, %x)
+        NEXT: %y: f32[3,5] = sub(%w, %v1)
+    """)
+    assert [n.op for n in out.nodes] == ["transpose", "matmul", "sub"]
+
+
+def test_simplify_keeps_a_transposed_product_that_is_read_twice():
+    check_pass(simplify, """
+graph g
+  input %a: f32[2,4]
+  input %b: f32[4,3]
+  %p: f32[2,3] = matmul(%a, %b)
+  %t: f32[3,2] = transpose(%p) {perm=(1, 0)}
+  %y: f32[3,2] = relu(%t)
+  output y = %y
+  output p = %p
+""", """
+        %p: f32[2,3] = matmul(%a, %b)
+        NEXT: %t: f32[3,2] = transpose(%p) {perm=(1, 0)}
+    """)
