@@ -49,10 +49,11 @@ _ONNX_NAMES = {"load_onnx": "graphc.onnx.importer", "describe_onnx": "graphc.onn
 def __getattr__(name: str):
     """The ONNX functions (imported on first use), or an op registered after `import graphc`
     (the eager names above cover the rest)."""
-    if name in _ONNX_NAMES:
+    if name in _ONNX_NAMES or name == "onnx":
         import importlib
 
-        value = getattr(importlib.import_module(_ONNX_NAMES[name]), name)
+        module = importlib.import_module(_ONNX_NAMES.get(name, "graphc.onnx"))
+        value = module if name == "onnx" else getattr(module, name)
         globals()[name] = value
         return value
     function = _op_api.op_function(name) if not name.startswith("__") else None

@@ -16,10 +16,11 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import graphc as gc
+from graphc.onnx.table import supported
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
-TORCH_MODELS = ["mlp", "encoder"] + (["cnn"] if gc.onnx.table.supported("Conv") and
-                                     gc.onnx.table.supported("MaxPool") else [])
+TORCH_MODELS = ["mlp", "encoder"] + (["cnn"] if supported("Conv") and supported("MaxPool")
+                                     else [])
 
 
 def _torch(name):

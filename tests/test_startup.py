@@ -27,3 +27,4 @@ def test_import_graphc_leaves_onnx_unloaded():
 def test_onnx_functions_load_it_on_first_use():
     loaded = _modules_after("import graphc as gc\nf = gc.load_onnx\ng = gc.save_onnx")
     assert "onnx" in loaded and "graphc.onnx.importer" in loaded
+    assert "graphc.onnx" in _modules_after("import graphc as gc\nm = gc.onnx")

@@ -52,6 +52,12 @@ def emit_loop(kernel, ev: IndexEval) -> None:
     shapes = {v.type.shape for _, v in outputs}
     if len(shapes) > 1:  # a fusion bug must not become a silent wrong answer
         raise CompileError(f"loop kernel with outputs of different shapes {sorted(shapes)}")
+    shape = kernel.node.outputs[0].type.shape
+    if _flat(ev, shape):  # one counted loop over every element, as one dense axis
+        size = int(np.prod(shape))
+        with loop_nest(kernel.b, (size,), "f") as (f,), ev.scope():
+            ev.store_all([(j, v, (ZERO,) * (len(shape) - 1) + (f,)) for j, v in outputs])
+        return
     sources = _reshaped_from(ev, [v for _, v in outputs])
     if sources is None:
         with loop_nest(kernel.b, kernel.node.outputs[0].type.shape, "i") as idx, ev.scope():
@@ -63,6 +69,38 @@ def emit_loop(kernel, ev: IndexEval) -> None:
         offset = flat_offset(b, idx, shape)
         for (j, v), value in zip(outputs, values):
             store(b, value, kernel.outs[j], offset, v.type.dtype)
+
+
+def _flat(ev: IndexEval, shape: tuple[int, ...]) -> bool:
+    """May the loop nest over `shape` be one loop over its elements in memory order?
+
+    Yes when every value is read where it is stored, at the element's flat offset: the body
+    is elementwise ops whose operands have the output's shape or one element, uniform
+    constants, and reshapes (in flat order) of the kernel's operands; and the last axis is
+    not 1. The index (0, ..., 0, f) then addresses element f of every one of them (each
+    offset is the dot product of the index with contiguous strides), so the loop needs no
+    divisions and vectorises: an optimizer update of a conv weight [512,512,3,3] otherwise
+    runs an inner loop of 3 (10 ms where 2 would do)."""
+    if len(shape) < 2 or shape[-1] == 1 or sum(n > 1 for n in shape) < 2:
+        return False
+    for node in ev.body.nodes:
+        kind = get_op(node.op).kind
+        if kind == "source":
+            continue
+        out = node.outputs[0].type
+        if kind == "elementwise":
+            if any(x.type.shape != out.shape and x.type.size != 1 for x in node.inputs):
+                return False
+        elif kind == "movement" and get_op(node.op).index_map is None:
+            x = node.inputs[0]
+            if not keeps_flat_order(node) or x not in ev.ptr or x in ev.consts or \
+                    out.shape != shape:
+                return False
+        else:
+            return False
+        if out.shape != shape and out.size != 1:
+            return False
+    return True
 
 
 def _reshaped_from(ev: IndexEval, outputs: list[Value]) -> list[Value] | None:
