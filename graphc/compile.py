@@ -7,14 +7,13 @@ gradient checks against central differences on the interpreter (`check_grads`).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
 import numpy as np
 
 from graphc import optim
+from graphc.checkpoint import graph_hash, load_checkpoint, save_checkpoint
 from graphc.errors import GradientCheckError, GraphcError, located
 from graphc.interpret import check_feeds, interpret
 from graphc.ir import Graph
@@ -139,6 +138,7 @@ class TrainStep:
         self.exe = _compile_graph(graph, passes_for(train=(loss, optimizer), through="jit"))
         self.stats = self.exe.stats
         self._param_names = [i.name for i in graph.inputs_with_role("param")]
+        self._graph_hash, self._name = graph_hash(graph), graph.name
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> float:
         """One step; returns the loss before the update."""
@@ -154,34 +154,35 @@ class TrainStep:
         return dict(self.exe.params)
 
     def save(self, path: str) -> None:
-        """Write params and optimizer state atomically (temp file + rename)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.exe.params)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write params and optimizer state durably (graphc/checkpoint.py), bound to this
+        step's graph and optimizer; a snapshot taken between steps even while other threads
+        run the step."""
+        with self.exe.native.lock:
+            arrays = {k: v.copy() for k, v in self.exe.params.items()}
+        save_checkpoint(path, arrays, {"graph": self._graph_hash, "graph_name": self._name,
+                                       "loss": self.loss, "optimizer": repr(self.optimizer)})
 
     def load(self, path: str) -> None:
-        """Restore params and optimizer state saved by `save` (names and types must match)."""
-        try:
-            with np.load(path) as data:
-                saved = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise GraphcError(f"cannot load training state from {path!r}: {err}") from None
+        """Restore params and optimizer state saved by `save` from the same graph (names and
+        types must match too); another model's checkpoint is a GraphcError naming both."""
+        saved, meta = load_checkpoint(path)
+        if meta.get("graph") != self._graph_hash:
+            raise GraphcError(f"checkpoint {path!r} was saved from graph "
+                              f"{meta.get('graph_name')!r} (loss {meta.get('loss')!r}, "
+                              f"{meta.get('optimizer')}), not from this step's graph "
+                              f"{self._name!r}: its ops, shapes or params differ")
         mine = self.exe.params
         if set(saved) != set(mine):
-            raise GraphcError(f"{path!r} holds {sorted(saved)}, this step has {sorted(mine)}")
+            raise GraphcError(f"{path!r} holds {sorted(saved)}, this step has {sorted(mine)} "
+                              f"(saved with {meta.get('optimizer')}, this step uses "
+                              f"{self.optimizer!r})")
         for name, array in saved.items():
             if array.shape != mine[name].shape or array.dtype != mine[name].dtype:
                 raise GraphcError(f"{path!r}: {name} is {array.dtype}{list(array.shape)}, "
                                   f"expected {mine[name].dtype}{list(mine[name].shape)}")
-        for name, array in saved.items():
-            mine[name][...] = array
+        with self.exe.native.lock:
+            for name, array in saved.items():
+                mine[name][...] = array
 
 
 def compile_train_step(graph: Graph, loss: str, optimizer=None) -> TrainStep:

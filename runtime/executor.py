@@ -9,6 +9,7 @@ arrays; params and state live in persistent buffers that the step updates in pla
 from __future__ import annotations
 
 import ctypes
+import threading
 import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -54,8 +55,8 @@ class NativeExecutable:
     """A compiled graph: `run(feeds) -> outputs`, with persistent `params`.
 
     `params` is a read-only mapping of the persistent buffers (assign into them with
-    `exe.params["w"][...] = value`). `run` reuses one arena and pointer tables, so an
-    NativeExecutable must not be run from two threads at once.
+    `exe.params["w"][...] = value`). `run` reuses one arena and pointer tables, so calls from
+    several threads are serialised by `lock` (hold it to read the params between steps).
     """
 
     def __init__(self, graph: Graph, plan: BufferPlan, jit: JitModule, stats: dict,
@@ -65,6 +66,7 @@ class NativeExecutable:
         self._jit = jit  # owns the machine code: keep alive as long as the function pointer
         self._fn = _ENTRY_TYPE(jit.address)
         self._error = ctypes.c_int64.from_address(jit.engine.get_global_value_address(ERROR_CELL))
+        self.lock = threading.RLock()  # held by a run, and by whoever reads params whole
         self._kernels = kernel_nodes(graph)
         self._cycles = (ctypes.c_int64 * max(len(self._kernels), 1)).from_address(
             jit.engine.get_global_value_address(PROFILE_CELLS)) if profiled else None
@@ -149,7 +151,14 @@ class NativeExecutable:
     def run(self, feeds: Mapping[str, np.ndarray], exact: list | None = None
             ) -> dict[str, np.ndarray]:
         """One step: outputs as fresh arrays; params/state updated in place. `exact` is what
-        `exact_feeds(feeds)` returned for these same feeds, if the caller has it already."""
+        `exact_feeds(feeds)` returned for these same feeds, if the caller has it already.
+        Calls from several threads are serialised (`lock`): they share one arena, pointer
+        tables and params."""
+        with self.lock:
+            return self._run(feeds, exact)
+
+    def _run(self, feeds: Mapping[str, np.ndarray], exact: list | None
+             ) -> dict[str, np.ndarray]:
         fast = exact or (self._fast_feeds(feeds) if self._fast_ok else None)
         if fast is not None:
             io = self._io

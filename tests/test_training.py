@@ -131,10 +131,10 @@ def test_load_rejects_mismatched_checkpoint(tmp_path):
     other = gc.compile_train_step(mlp_graph(sizes=(6, 8, 4)), "loss", gc.optim.SGD(lr=0.1))
     path = str(tmp_path / "other.npz")
     other.save(path)
-    with pytest.raises(gc.GraphcError, match="fc1.weight"):
+    with pytest.raises(gc.GraphcError, match="was saved from graph 'mlp'.*not from this step"):
         step.load(path)
     (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
-    with pytest.raises(gc.GraphcError, match="cannot load"):
+    with pytest.raises(gc.GraphcError, match="damaged|not a graphc checkpoint"):
         step.load(str(tmp_path / "junk.npz"))
 
 
