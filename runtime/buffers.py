@@ -7,6 +7,7 @@ the copies the entry function does at its end, and the memory statistics.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,9 +116,30 @@ def pack(arrays: dict[Value, np.ndarray]) -> tuple[np.ndarray, dict[Value, int]]
     return buffer, offsets
 
 
-def aligned_empty(nbytes: int) -> np.ndarray:
-    """A zeroed uint8 buffer whose data pointer is ALIGN-byte aligned."""
-    raw = np.zeros(nbytes + ALIGN, np.uint8)
+def machine_bytes() -> int | None:
+    """This machine's physical memory, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(nbytes: int, what: str) -> None:
+    """A GraphcError naming `what` if `nbytes` exceed the machine's memory."""
+    limit = machine_bytes()
+    if limit is not None and nbytes > limit:
+        raise GraphcError(f"{what} needs {nbytes:,} bytes ({nbytes / 2**30:,.1f} GiB), more "
+                          f"than this machine's {limit / 2**30:,.1f} GiB of memory")
+
+
+def aligned_empty(nbytes: int, what: str = "a buffer") -> np.ndarray:
+    """A zeroed uint8 buffer whose data pointer is ALIGN-byte aligned; one larger than the
+    machine's memory (or one the allocator refuses) is a GraphcError naming `what`."""
+    check_fits(nbytes, what)
+    try:
+        raw = np.zeros(nbytes + ALIGN, np.uint8)
+    except MemoryError:
+        raise GraphcError(f"{what}: cannot allocate {nbytes:,} bytes") from None
     skip = -raw.ctypes.data % ALIGN
     return raw[skip:skip + nbytes]
 

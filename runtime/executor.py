@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 import numpy as np
-from graphc.runtime.buffers import BufferPlan, aligned_empty
+from graphc.runtime.buffers import BufferPlan, aligned_empty, check_fits
 from graphc.runtime.emit.emitter import ERROR_CELL
 from graphc.runtime.jit import JitModule
 from graphc.runtime.lower import kernel_nodes
@@ -45,10 +45,19 @@ def persistent_buffers(graph: Graph) -> dict[str, np.ndarray]:
         if np.shape(init) != t.shape:
             raise CompileError(f"initializer of {i.role} {i.name!r} has shape {np.shape(init)}, "
                             f"expected {t}")
-        buf = aligned_empty(t.nbytes).view(t.np_dtype).reshape(t.shape)
+        buf = aligned_empty(t.nbytes, f"{i.role} {i.name!r} ({t})").view(t.np_dtype).reshape(
+            t.shape)
         buf[...] = np.asarray(init, dtype=t.np_dtype)
         out[i.name] = buf
     return out
+
+
+def _arena_label(graph: Graph) -> str:
+    """The arena, named by the graph and its largest value (what to shrink)."""
+    values = [v for n in graph.nodes for v in n.outputs] + [i.value for i in graph.inputs]
+    big = max(values, key=lambda v: v.type.nbytes, default=None)
+    largest = f"; its largest value is %{big.name}: {big.type}" if big is not None else ""
+    return f"the working memory of graph {graph.name!r}{largest}"
 
 
 class NativeExecutable:
@@ -70,7 +79,11 @@ class NativeExecutable:
         self._kernels = kernel_nodes(graph)
         self._cycles = (ctypes.c_int64 * max(len(self._kernels), 1)).from_address(
             jit.engine.get_global_value_address(PROFILE_CELLS)) if profiled else None
-        self._arena = aligned_empty(plan.arena_bytes)
+        for what, values in (("input", {i.name: i.value for i in graph.inputs}),
+                             ("output", graph.outputs)):
+            for name, v in values.items():  # fed or made on every run: they must fit too
+                check_fits(v.type.nbytes, f"graph {graph.name!r}'s {what} {name!r} ({v.type})")
+        self._arena = aligned_empty(plan.arena_bytes, _arena_label(graph))
         self._buffers = persistent_buffers(graph)
         self.params: Mapping[str, np.ndarray] = MappingProxyType(self._buffers)
         self._param_ptrs = np.zeros(len(plan.param_slots) + 1, np.uintp)

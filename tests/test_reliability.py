@@ -1,11 +1,13 @@
-"""Checkpoints are durable and bound to their model; compiled steps are safe across threads.
+"""Checkpoints are durable and bound to their model; compiled steps are safe across threads;
+tensors larger than the machine are refused before allocation.
 
 Input: a small MLP training step, its checkpoints, damaged copies of them, a writer killed
 with SIGKILL in the middle of saves, and 4 threads sharing one compiled executable. Output:
 pass/fail that every damaged file is a GraphcError saying what is wrong, that a killed writer
 leaves no file behind once the next save or load has run and never a torn checkpoint, that the
 file mode follows the umask, that the header carries the format, graph hash and optimizer, and
-that 4 threads x 1000 calls all equal the interpreter's results.
+that 4 threads x 1000 calls all equal the interpreter's results, and that a 2^40-element
+input is a GraphcError naming it, raised at compile time.
 """
 from __future__ import annotations
 
@@ -150,3 +152,12 @@ def test_save_during_runs_on_other_threads_is_a_whole_step(tmp_path):
     finally:
         stop.set()
         runner.join()
+
+
+def test_a_tensor_larger_than_the_machine_is_refused_before_allocation():
+    b = gc.GraphBuilder("huge")
+    x = b.input("x", (2**40,))
+    graph = b.build({"y": gc.relu(x) * 2.0})
+    with pytest.raises(gc.GraphcError, match=r"graph 'huge'.s input 'x' \(f32\[1099511627776\]\) "
+                                             r"needs [0-9,]+ bytes .*more than this machine"):
+        gc.compile(graph)
