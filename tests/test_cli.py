@@ -186,3 +186,9 @@ def test_version_and_threads(capsys):
         assert "expected a positive int" in capsys.readouterr().err
     finally:
         gc.set_num_threads(None)
+
+
+def test_train_stops_on_a_non_finite_loss(capsys):
+    assert main(["train", "--epochs", "2", "--quiet", "--lr", "1e30"]) == 2
+    err = capsys.readouterr().err
+    assert "the training loss is" in err and "training stopped" in err

@@ -57,6 +57,15 @@ def evaluate(sizes: Sequence[int], params: Mapping[str, np.ndarray], split,
     return accuracy, float(out["loss"])
 
 
+def finite(loss: float, epoch: int) -> float:
+    """The loss, or a GraphcError stopping the run once it is NaN or infinite (training on
+    would only spread it through every parameter)."""
+    if not math.isfinite(loss):
+        raise gc.GraphcError(f"the training loss is {loss} in epoch {epoch}: training stopped "
+                             f"(lower --lr, or look for NaN or Inf in the data)")
+    return loss
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the MLP (or an ONNX model) on scikit-learn's digits; report held-out accuracy."""
     if args.threads is not None:
@@ -80,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     loss = float("nan")
     for epoch in range(1, args.epochs + 1):
         for x, y in train.batches(args.batch, rng):
-            loss = step.run({"x": x, "y": y})
+            loss = finite(step.run({"x": x, "y": y}), epoch)
             bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", refresh=False)
             bar.update()
     bar.close()
@@ -137,9 +146,9 @@ def cmd_train_onnx(args: argparse.Namespace) -> int:
           f"{args.optimizer}; {len(train)} training / {len(held)} held-out examples", flush=True)
     rng = np.random.default_rng(args.seed)
     loss = float("nan")
-    for _ in range(args.epochs):
+    for epoch in range(1, args.epochs + 1):
         for x, y in train.batches(shape[0], rng):
-            loss = step.run(feeds(x, y))
+            loss = finite(step.run(feeds(x, y)), epoch)
     trained = graph.replace(initializers={**graph.initializers, **step.params})
     forward = gc.compile(trained)
     index = np.resize(np.arange(len(held)), -(-len(held) // shape[0]) * shape[0])
