@@ -27,6 +27,11 @@ POINTWISE = ("elementwise", "movement")
 PREFERENCE = ("matmul", "reduce", "loop")  # a pointwise consumer joins the heaviest kernel
 
 
+# ops one kernel may hold: LLVM's optimiser is superlinear in a function's size, so a chain of
+# thousands of elementwise ops is cut into kernels of this many (4k ops: 5.2 s -> see README)
+MAX_KERNEL_NODES = 256
+
+
 @dataclass(eq=False)
 class Group:
     """A kernel being formed: `domain` is the iteration shape, `axes` the reduced axes."""
@@ -152,12 +157,14 @@ class Fuser:
         if kind in POINTWISE:
             shape = node.output.type.shape
             fits = [g for g in self.producer_groups(node)
-                    if g.accepts_shape(shape) and self.can_join(node, g) and may_join(node, g)]
+                    if len(g.nodes) < MAX_KERNEL_NODES and g.accepts_shape(shape)
+                    and self.can_join(node, g) and may_join(node, g)]
             if not fits:
                 return self.new_group(node, "loop", shape)
             target = min(fits, key=lambda g: PREFERENCE.index(g.kind))
             for other in fits:
                 if other is not target and other.kind == "loop" and other.domain == target.domain \
+                        and len(other.nodes) + len(target.nodes) < MAX_KERNEL_NODES \
                         and not self.depends_on(other, target) \
                         and not self.depends_on(target, other):
                     self.merge(other, into=target)
@@ -226,7 +233,8 @@ def _sink_loop_prologues(groups: list[Group], graph: Graph) -> list[Group]:
             if len(consumers) != 1:
                 continue
             (target,) = consumers.values()
-            if any(fuser.depends_on(p, target) for p in fuser.producer_groups_of_group(g)):
+            if len(g.nodes) + len(target.nodes) > MAX_KERNEL_NODES or \
+                    any(fuser.depends_on(p, target) for p in fuser.producer_groups_of_group(g)):
                 continue
             target.nodes[:0] = g.nodes
             groups = [x for x in groups if x is not g]

@@ -161,3 +161,34 @@ def test_a_tensor_larger_than_the_machine_is_refused_before_allocation():
     with pytest.raises(gc.GraphcError, match=r"graph 'huge'.s input 'x' \(f32\[1099511627776\]\) "
                                              r"needs [0-9,]+ bytes .*more than this machine"):
         gc.compile(graph)
+
+
+def _chain(n: int) -> tuple[gc.Graph, gc.Tensor]:
+    b = gc.GraphBuilder("chain")
+    y = x = b.input("x", (64,))
+    for i in range(n):
+        y = gc.tanh(y) * 0.5 + 0.1 if i % 2 else gc.relu(y) + 0.01
+    return b.build({"y": y}), x
+
+
+def _chain_reference(x: np.ndarray, n: int) -> np.ndarray:
+    y = x.astype(np.float64)
+    for i in range(n):
+        y = np.tanh(y) * 0.5 + 0.1 if i % 2 else np.maximum(y, 0) + 0.01
+    return y
+
+
+def test_a_4000_op_chain_compiles_in_kernels_of_bounded_size():
+    """No recursion over the graph's depth (lowering a 1000-op chain overflowed Python's
+    stack), and long chains are cut into kernels of at most MAX_KERNEL_NODES ops."""
+    from graphc.passes.fusion import MAX_KERNEL_NODES
+
+    graph, _ = _chain(1000)  # 4000 nodes (the constants included)
+    exe = gc.compile(graph)
+    bodies = [[m for m in n.attrs["body"].nodes if m.op != "constant"]
+              for n in exe.graph.nodes if n.op == "fused"]
+    assert len(bodies) >= 2000 // MAX_KERNEL_NODES
+    assert all(len(ops) <= MAX_KERNEL_NODES for ops in bodies)
+    x = np.random.default_rng(0).standard_normal(64).astype(np.float32)
+    np.testing.assert_allclose(exe.run({"x": x})["y"], _chain_reference(x, 1000), rtol=1e-5,
+                               atol=1e-6)

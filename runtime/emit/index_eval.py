@@ -135,9 +135,32 @@ class IndexEval:
             return self.fixed[v]
         key = (v, tuple(id(i) for i in idx))
         if key not in self.memo:
+            self._operands_first(v, idx)
             # the entry keeps the index objects alive, so their ids cannot be reused
             self.memo[key] = (self._compute(v, idx), idx)
         return self.memo[key][0]
+
+    def _operands_first(self, v: Value, idx: Index) -> None:
+        """Evaluate the chain of elementwise operands under `v`, deepest first, with an
+        explicit stack: `_compute` then finds them memoised, so a body thousands of ops deep
+        needs no Python recursion that deep. (The values are the ones the recursion would
+        make, at the same place in the code.)"""
+        stack: list[tuple[Value, Index, bool]] = [(v, idx, False)]
+        while stack:
+            u, i, ready = stack.pop()
+            key = (u, tuple(id(j) for j in i))
+            if key in self.memo or u in self.fixed or u in self.ptr or u in self.partial:
+                continue
+            node = self.producer.get(u)
+            if node is None or get_op(node.op).kind != "elementwise":
+                continue
+            if ready:
+                if u is not v:
+                    self.memo[key] = (self._compute(u, i), i)
+                continue
+            stack.append((u, i, True))
+            stack.extend((x, broadcast_index(i, x.type.shape, u.type.shape), False)
+                         for x in reversed(node.inputs))
 
     def _compute(self, v: Value, idx: Index) -> ir.Value:
         if v in self.partial:
