@@ -144,3 +144,41 @@ def test_unsupported_element_types_and_bad_references():
     proto.ir_version = 8
     with pytest.raises(gc.GraphcError, match="not an ONNX model"):
         gc.load_onnx(proto)
+
+
+def _constant_with_external_data(directory, location):
+    """model.onnx in `directory` whose Constant node's value is 4 floats in `location`."""
+    value = numpy_helper.from_array(np.zeros(4, np.float32), "c")
+    value.ClearField("raw_data")
+    value.data_location = TensorProto.EXTERNAL
+    value.external_data.add(key="location", value=location)
+    node = helper.make_node("Constant", [], ["c"], value=value)
+    add = helper.make_node("Add", ["x", "c"], ["y"])
+    graph = helper.make_graph([node, add], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    path = directory / "model.onnx"
+    path.write_bytes(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+def test_constant_external_data_is_read_beside_the_model_never_from_the_cwd(tmp_path,
+                                                                            monkeypatch):
+    model_dir, cwd = tmp_path / "model", tmp_path / "cwd"
+    model_dir.mkdir()
+    cwd.mkdir()
+    (model_dir / "w.bin").write_bytes(np.array([1, 2, 3, 4], np.float32).tobytes())
+    (cwd / "w.bin").write_bytes(np.array([9, 9, 9, 9], np.float32).tobytes())
+    monkeypatch.chdir(cwd)
+    path = _constant_with_external_data(model_dir, "w.bin")
+    y = gc.compile(gc.load_onnx(str(path))).run({"x": np.zeros(4, np.float32)})["y"]
+    np.testing.assert_array_equal(y, [1, 2, 3, 4])
+    (model_dir / "w.bin").unlink()
+    (model_dir / "w.bin").symlink_to(cwd / "w.bin")  # a link out of the model's directory
+    with pytest.raises(gc.GraphcError, match=r"attribute 'value' \(external data 'w.bin'\).*"
+                                             r"inside the model's directory"):
+        gc.load_onnx(str(path))
+    for bad in ("../cwd/w.bin", str(cwd / "w.bin")):
+        with pytest.raises(gc.GraphcError, match="relative path inside the model's directory"):
+            gc.load_onnx(str(_constant_with_external_data(model_dir, bad)))

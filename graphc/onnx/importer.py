@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from graphc.builder import GraphBuilder, Tensor
 from graphc.errors import GraphcError, located
@@ -34,7 +34,7 @@ from graphc.onnx import table as onnx_table
 from graphc.onnx.dtypes import onnx_dtype
 from graphc.onnx.initializers import Choice, Role
 from graphc.onnx.opsets import MIN_OPSET, default_opset, upgrade_opset
-from graphc.onnx.reading import read_initializers, read_model
+from graphc.onnx.reading import attribute_label, read_initializers, read_model, tensor_array
 
 
 def load_onnx(model: str | os.PathLike | onnx.ModelProto,
@@ -56,7 +56,7 @@ def load_onnx(model: str | os.PathLike | onnx.ModelProto,
     proto, values = initializers.untie_copies(proto, values)
     roles = initializers.classify(proto, values, file_name, trainable, frozen,
                                   onnx_table.STATIC)
-    return _Importer(proto, file_name, dict(input_shapes or {}), values, roles).run()
+    return _Importer(proto, file_name, dict(input_shapes or {}), values, roles, base_dir).run()
 
 
 def describe_onnx(model: str | os.PathLike | onnx.ModelProto, *, trainable: Choice = None,
@@ -154,8 +154,8 @@ class _Importer:
 
     def __init__(self, proto: onnx.ModelProto, file_name: str,
                  input_shapes: dict[str, tuple[int, ...]], values: dict[str, np.ndarray],
-                 roles: dict[str, Role]):
-        self.proto, self.file_name = proto, file_name
+                 roles: dict[str, Role], base_dir: str | None = None):
+        self.proto, self.file_name, self.base_dir = proto, file_name, base_dir
         self.input_shapes, self.values, self.roles = input_shapes, values, roles
         self.opset = default_opset(proto) or MIN_OPSET
         self.b = GraphBuilder(proto.graph.name or os.path.splitext(file_name)[0] or "onnx")
@@ -221,7 +221,9 @@ class _Importer:
         inputs = [self._value(n, f"node {node_label(node, index)}") if n else None
                   for n in node.input]
         try:
-            attrs = {a.name: _attribute(a) for a in node.attribute}
+            attrs = {a.name: _attribute(a, self.base_dir, self.file_name,
+                                        attribute_label(node, index, a.name))
+                     for a in node.attribute}
         except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
             raise GraphcError(located(f"cannot read the attributes of {node.op_type}: {err}",
                                       loc)) from None
@@ -255,12 +257,12 @@ class _Importer:
             self.b.update(name, results[j])
 
 
-def _attribute(a: onnx.AttributeProto) -> Any:
+def _attribute(a: onnx.AttributeProto, base_dir: str | None, where: str, kind: str) -> Any:
     value = helper.get_attribute_value(a)
     if isinstance(value, bytes):
         return value.decode("utf-8")
-    if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
+    if isinstance(value, onnx.TensorProto):  # external data from the model's directory only
+        return tensor_array(value, base_dir, where, kind)
     if isinstance(value, list) and value and isinstance(value[0], bytes):
         return [v.decode("utf-8") for v in value]
     if isinstance(value, (onnx.GraphProto, onnx.SparseTensorProto)):

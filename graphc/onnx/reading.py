@@ -49,8 +49,17 @@ def read_model(model: Any) -> tuple[onnx.ModelProto, str, str | None]:
     for t in proto.graph.initializer:  # validated before the checker looks at the files
         if t.data_location == TensorProto.EXTERNAL:
             _external_source(t, base_dir, path)
+    for i, node in enumerate(proto.graph.node):  # and so is every tensor attribute's
+        for a in node.attribute:
+            for t in ([a.t] if a.HasField("t") else []) + list(a.tensors):
+                if t.data_location == TensorProto.EXTERNAL:
+                    _external_source(t, base_dir, path, attribute_label(node, i, a.name))
     _check_model(proto, path, checked_path=path)
     return proto, name, base_dir
+
+
+def attribute_label(node: onnx.NodeProto, index: int, name: str) -> str:
+    return f"node {node.name or f'{node.op_type}#{index}'!r} attribute {name!r}"
 
 
 def _check_model(proto: onnx.ModelProto, where: str, checked_path: str | None = None) -> None:
@@ -79,23 +88,26 @@ def read_initializers(proto: onnx.ModelProto, base_dir: str | None,
     return out
 
 
-def tensor_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
-    """The value of an initializer; external data is read safely from `base_dir`."""
+def tensor_array(t: onnx.TensorProto, base_dir: str | None, where: str,
+                 kind: str = "") -> np.ndarray:
+    """The value of a tensor (an initializer, or a node's tensor attribute described by
+    `kind`); external data is read safely from `base_dir`, never from the working directory."""
     if t.data_location == TensorProto.EXTERNAL:
-        return _external_array(t, base_dir, where)
+        return _external_array(t, base_dir, where, kind)
     try:
         return np.array(numpy_helper.to_array(t))
     except Exception as err:  # noqa: BLE001 (third-party failures become GraphcErrors)
-        raise GraphcError(f"{where}: initializer {t.name!r} cannot be read: {err}") from None
+        raise GraphcError(f"{where}: {kind or f'initializer {t.name!r}'} cannot be read: "
+                          f"{err}") from None
 
 
-def _external_source(t: onnx.TensorProto, base_dir: str | None,
-                     where: str) -> tuple[str, int, int]:
+def _external_source(t: onnx.TensorProto, base_dir: str | None, where: str,
+                     kind: str = "") -> tuple[str, int, int]:
     """(file, offset, bytes) of an initializer's external data, after checking that the file is
     inside `base_dir` and holds exactly the bytes the tensor's shape needs."""
     info = {e.key: e.value for e in t.external_data}
     location = info.get("location", "")
-    label = f"{where}: initializer {t.name!r} (external data {location!r})"
+    label = f"{where}: {kind or f'initializer {t.name!r}'} (external data {location!r})"
     if base_dir is None:
         raise GraphcError(f"{label}: external data needs the model loaded from its path")
     if not location or os.path.isabs(location) or ".." in location.replace("\\", "/").split("/"):
@@ -122,8 +134,9 @@ def _external_source(t: onnx.TensorProto, base_dir: str | None,
     return path, offset, need
 
 
-def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str) -> np.ndarray:
-    path, offset, need = _external_source(t, base_dir, where)
+def _external_array(t: onnx.TensorProto, base_dir: str | None, where: str,
+                    kind: str = "") -> np.ndarray:
+    path, offset, need = _external_source(t, base_dir, where, kind)
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read(need)
