@@ -16,17 +16,22 @@ from pathlib import Path
 import numpy as np
 
 import graphc as gc
-from graphc.types import TensorType
+from graphc.types import INT_DTYPES, TensorType
 
 Gen = Callable[[np.random.Generator, tuple[TensorType, ...]], list[np.ndarray]]
 
 
 # --- input generators: gen(rng, types) -> one array per operand --------------------------------
 def _draw(rng, t: TensorType, lo: float, hi: float) -> np.ndarray:
+    """Floats in [lo, hi); i64 in [-5, 5]; the narrower integers and u64 over their whole
+    range, so that arithmetic on them wraps around."""
     if t.dtype == "bool":
         return rng.random(t.shape) < 0.5
     if t.dtype == "i64":
         return rng.integers(-5, 6, t.shape)
+    if t.dtype in INT_DTYPES:
+        info = np.iinfo(t.np_dtype)
+        return rng.integers(info.min, info.max, t.shape, dtype=t.np_dtype, endpoint=True)
     return np.asarray(rng.uniform(lo, hi, t.shape)).astype(t.np_dtype)
 
 
@@ -62,8 +67,8 @@ def apart() -> Gen:
         out = []
         for i, t in enumerate(types):
             k = rng.integers(-4, 5, t.shape)
-            if t.dtype == "i64":
-                out.append(2 * k + i)
+            if t.dtype in INT_DTYPES:
+                out.append((2 * k + i).astype(t.np_dtype))
             else:
                 noise = rng.uniform(-0.05, 0.05, t.shape)
                 out.append(np.asarray(0.5 * k + 0.25 * i + noise).astype(t.np_dtype))
@@ -179,20 +184,33 @@ _BCAST_ERRORS = [bad("bcast", "f32[2,3] f32[4]", "do not broadcast"),
                  bad("dtype_mix", "f32[2,3] f64[2,3]", "dtypes differ")]
 
 
+# the narrower dtypes' variants of the helpers below (expected values are computed by NumPy in
+# the operands' own type: integers wrap around, f16/bf16 round each operation)
+HALF_SPECS = ("f16", "bf16")
+NARROW_INT_SPECS = ("i8", "u8", "i16", "u16", "i32", "u32", "u64")
+
+
 def _arith(fn, int_ok=True, gen=None):
     rows = [case("f32_bcast", "f32[2,3] f32[3]", fn, gen),
             case("f64_rowcol", "f64[2,1] f64[1,3]", fn, gen),
             case("f32_scalar", "f32[] f32[2,3]", fn, gen)]
-    return rows + ([case("i64", "i64[2,3] i64[3]", fn, gen)] if int_ok else [])
+    rows += [case(f"{dt}_bcast", f"{dt}[2,3] {dt}[3]", fn, gen) for dt in HALF_SPECS]
+    if int_ok:
+        rows.append(case("i64", "i64[2,3] i64[3]", fn, gen))
+        rows += [case(dt, f"{dt}[2,3] {dt}[3]", fn, gen) for dt in NARROW_INT_SPECS]
+    return rows
 
 
 def _unary(fn, gen=None, special=None, int_ok=False):
     rows = [case("f32", "f32[2,3]", fn, gen), case("f64_scalar", "f64[]", fn, gen),
             case("f64_3d", "f64[2,1,2]", fn, gen)]
+    rows += [case(dt, f"{dt}[2,3]", fn, gen) for dt in HALF_SPECS]
     if special is not None:
         rows.append(case("special", f"f32[{len(special)}]", fn, values(special), grad=False))
     if int_ok:
         rows.append(case("i64", "i64[5]", fn, away() if gen is not None else None))
+        rows += [case(dt, f"{dt}[5]", fn, away() if gen is not None else None)
+                 for dt in NARROW_INT_SPECS]
     return rows
 
 
@@ -248,7 +266,7 @@ _RAW: dict[str, list] = {
         case("bool_f64", "bool[4]", lambda x: np.where(x, 1.0, 0.0), to="f64"),
         case("f32_bool", "f32[5]", lambda x: x != 0, ties(), to="bool"),
         case("i64_bool", "i64[5]", lambda x: x != 0, to="bool"),
-        bad("f16", "f32[2]", "unsupported dtype", to="f16"),
+        bad("float8", "f32[2]", "unsupported dtype", to="float8"),
         bad("no_to", "f32[2]", "missing attribute")],
     "broadcast_to": [
         case("f32_row", "f32[3]", lambda x: np.tile(x, (2, 1)), shape=(2, 3)),

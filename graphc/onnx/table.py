@@ -32,6 +32,7 @@ from graphc.onnx import (
 )
 from graphc.ops import api as F
 from graphc.ops.registry import all_ops, api_name
+from graphc.types import INT_DTYPES
 
 # the modules of ONNX ops whose semantics differ from every graphc op (one module per family)
 OP_MODULES = (ops, nn_ops, norm_ops, rnn_ops, math_ops, index_ops, einsum_ops, attention_ops,
@@ -52,6 +53,10 @@ STATIC = {"Reshape": (1,), "Expand": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "
           "SequenceErase": (1,),
           "Resize": (1, 2, 3), "Upsample": (1,),
           **{op: (1,) for op in _REDUCE}}
+# operand positions holding indices, which graphc takes as i64 (ONNX also allows int32 etc.)
+INDICES = {"Gather": (1,), "GatherElements": (1,), "GatherND": (1,), "ScatterElements": (1,),
+           "ScatterND": (1,), "OneHot": (0,), "NegativeLogLikelihoodLoss": (1,),
+           "SoftmaxCrossEntropyLoss": (1,)}
 # ops evaluated by their own function even when every operand is constant
 _SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size", "SequenceEmpty",
                 "SequenceConstruct", "SplitToSequence", "SequenceLength")
@@ -134,6 +139,9 @@ def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
             x = _static(x, k, op_type)
         elif isinstance(x, np.ndarray) and builder is not None:
             x = ops.const(builder, x)
+        if k in INDICES.get(op_type, ()) and isinstance(x, Tensor) and x.dtype in INT_DTYPES \
+                and x.dtype != "i64":
+            x = F.cast(x, "i64")
         args.append(x)
     while args and args[-1] is None:
         args.pop()
