@@ -53,7 +53,7 @@ def is_numeric_grad_case(case: Case) -> bool:
     """A gradient case central differences can check: they run in f64, which check_grads
     reaches from f32 (f16/bf16 graphs are checked against the interpreter instead)."""
     return case.grad and is_grad_case(case) and \
-        not any(t.dtype in HALF_DTYPES for t in case.types)
+        not any(t.dtype in HALF_DTYPES for t in (*case.types, out_type(case)))
 
 
 def feeds_for(case: Case) -> dict[str, np.ndarray]:
