@@ -323,6 +323,7 @@ _RAW: dict[str, list] = {
         case("i64_axis0", "i64[3,2]", lambda x: np.sort(x, 0)[-1], axes=(0,)),
         case("u8_axis0", "u8[3,2]", lambda x: np.sort(x, 0)[-1], axes=(0,)),
         case("f16_axis1", "f16[2,3]", lambda x: np.sort(x, 1)[:, -1], distinct(), axes=(1,)),
+        case("bf16_all", "bf16[2,3]", lambda x: np.sort(x.ravel())[-1], distinct(), axes=(0, 1)),
         case("nan", "f32[2,3]", lambda x: np.where(np.isnan(x).any(1), NAN, np.nanmax(x, 1)),
              values([1.0, NAN, -3.0, 2.0, 4.0, -1.0]), grad=False, axes=(1,)),
         bad("axis", "f32[2,3]", "within rank", axes=(2,))],

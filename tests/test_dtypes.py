@@ -14,7 +14,7 @@ import warnings
 import ml_dtypes
 import numpy as np
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import graphc as gc
@@ -49,7 +49,7 @@ def one_op(op: str, dtypes: tuple[str, ...], **attrs) -> gc.Graph:
 def test_text_ir_round_trips_every_dtype(dtype):
     b = gc.GraphBuilder("t")
     x = b.input("x", (2, 3), dtype)
-    c = gc.constant(b, samples(dtype)[:3], dtype)
+    c = gc.constant(b, samples(dtype)[-3:], dtype)  # the largest values (u64 max)
     y = gc.where(gc.constant(b, np.array([True, False, True])), c, x)
     graph = b.build({"y": y, "z": gc.cast(y, "bf16" if dtype != "bf16" else "u16")})
     text = graph.to_text()
@@ -116,6 +116,19 @@ def test_float8_and_4bit_types_are_refused_naming_the_tensor(elem):
     name = TensorProto.DataType.Name(elem)
     with pytest.raises(gc.GraphcError, match=rf"'narrow_in'.*{name} is not supported"):
         gc.load_onnx(model)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_half_initializers_are_trainable_params(dtype):
+    w = np.full((3, 2), 0.5, DTYPES[dtype])
+    elem = ONNX_DTYPES[dtype]
+    model = _onnx_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                        [helper.make_tensor_value_info("x", elem, [4, 3])],
+                        [helper.make_tensor_value_info("y", elem, [4, 2])],
+                        [numpy_helper.from_array(w, "w")])
+    graph = gc.load_onnx(model)
+    assert [i.name for i in graph.inputs_with_role("param")] == ["w"]
+    assert graph.input_map["w"].value.type == TensorType((3, 2), dtype)
 
 
 def test_int32_indices_gather_like_int64_ones():
