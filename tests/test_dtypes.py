@@ -166,6 +166,21 @@ def test_cast_matches_numpy_and_onnx_reference(src, dst):
     np.testing.assert_array_equal(got.astype(np.float64), reference.astype(np.float64))
 
 
+def test_castlike_of_a_constant_to_a_computed_tensors_type_stays_a_constant():
+    """Pad's constant_value must be known at import: CastLike(constant, x) reads only x's type."""
+    fill = numpy_helper.from_array(np.array(-np.inf, np.float32), "fill")
+    pads = numpy_helper.from_array(np.array([1, 0], np.int64), "pads")
+    model = _onnx_model([helper.make_node("CastLike", ["fill", "x"], ["fill_like"]),
+                         helper.make_node("Pad", ["x", "pads", "fill_like"], ["y"])],
+                        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [2])],
+                        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [3])],
+                        [fill, pads])
+    x = np.array([1.5, -2.0], ml_dtypes.bfloat16)
+    got = gc.compile(gc.load_onnx(model)).run({"x": x})["y"]
+    np.testing.assert_array_equal(got, np.array([-np.inf, 1.5, -2.0], ml_dtypes.bfloat16),
+                                  strict=True)
+
+
 # --- integer wrap-around --------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", INT_DTYPES)
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "neg", "maximum", "less", "mod",

@@ -57,9 +57,6 @@ EXCLUDED = {
     "reproduce (the zero-ratio training cases run)",
     r"^test_range_.*_expanded_cpu$": "Range's expanded form is a Loop, and graphc graphs have no "
     "control flow (the Range cases themselves run)",
-    r"^test_attention_(4d_diff_heads_mask4d_padded_kv|local_window_ext_cache_(float16_mask|"
-    r"rank2_mask|rank3_head_mask|rank4_batch_mask))_expanded_cpu$": "Pad's constant_value comes "
-    "from CastLike of a run-time tensor, and graphc pads with import-time constants",
 }
 
 with warnings.catch_warnings():

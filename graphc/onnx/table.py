@@ -57,6 +57,9 @@ STATIC = {"Reshape": (1,), "Expand": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "
 INDICES = {"Gather": (1,), "GatherElements": (1,), "GatherND": (1,), "ScatterElements": (1,),
            "ScatterND": (1,), "OneHot": (0,), "NegativeLogLikelihoodLoss": (1,),
            "SoftmaxCrossEntropyLoss": (1,)}
+# operand positions read only for their element type: a constant CastLike'd to a computed
+# tensor's type is still a constant (folded with a stand-in of that type)
+TYPE_ONLY = {"CastLike": (1,)}
 # ops evaluated by their own function even when every operand is constant
 _SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size", "SequenceEmpty",
                 "SequenceConstruct", "SplitToSequence", "SequenceLength")
@@ -124,10 +127,21 @@ def _static(x: Any, position: int, op_type: str) -> np.ndarray:
     return x
 
 
+def _stand_ins(inputs: list, positions: tuple[int, ...]) -> list:
+    """Tensors at `positions` (read only for their type) as zero arrays of their type, when
+    every other operand is constant."""
+    others = [x for k, x in enumerate(inputs) if k not in positions]
+    if not all(x is None or isinstance(x, np.ndarray) for x in others):
+        return inputs
+    return [np.zeros(x.shape, x.type.np_dtype) if k in positions and isinstance(x, Tensor)
+            else x for k, x in enumerate(inputs)]
+
+
 def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
     """Apply the op of `node`; returns one result (Tensor or array) per produced output."""
     op_type = node.op_type
     inputs, attrs = normalize(node, opset, inputs, attrs)
+    inputs = _stand_ins(inputs, TYPE_ONLY.get(op_type, ()))
     if op_type not in _SELF_FOLDED and all(x is None or isinstance(x, np.ndarray)
                                            for x in inputs):
         return fold(node, opset, inputs)
