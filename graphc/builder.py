@@ -17,7 +17,7 @@ import numpy as np
 from graphc.errors import GraphcError, ShapeError, located
 from graphc.ir import Graph, GraphInput, Node, Value
 from graphc.ops.registry import get_op, normalize_attrs
-from graphc.types import TensorType, dtype_name
+from graphc.types import FLOAT_DTYPES, INT_DTYPES, TensorType, dtype_name
 from graphc.verify import verify as verify_graph
 
 _PACKAGE_DIRS = tuple(
@@ -40,7 +40,7 @@ def user_location() -> str:
 def literal_values(array: np.ndarray) -> tuple:
     """Flat Python literals for an array: floats use the shortest text that round-trips in the
     array's own dtype (0.1, not 0.10000000149011612, for f32)."""
-    if array.dtype.kind == "f":
+    if array.dtype.kind == "f" or dtype_name(array.dtype) in FLOAT_DTYPES:  # bf16: kind "V"
         return tuple(float(str(v)) for v in array.ravel())
     return tuple(array.ravel().tolist())
 
@@ -205,7 +205,7 @@ class GraphBuilder:
         else:
             dt = dtype_name(array.dtype)
         converted = array.astype(TensorType((), dt).np_dtype)
-        if array.dtype.kind == "f" and dt in ("i64", "bool") and \
+        if array.dtype.kind in "fiu" and (dt in INT_DTYPES or dt == "bool") and \
                 not np.array_equal(converted, array, equal_nan=True):
             raise ShapeError(located(f"the constant {x!r} is not exactly representable in the "
                                      f"{dt} tensor %{like.name}; insert gc.cast", self.location()))

@@ -18,6 +18,7 @@ from graphc.ir import Graph
 from graphc.passes.autodiff import value_and_grad
 from graphc.passes.decompose import decompose
 from graphc.passes.fusion import fuse, kernel_count
+from graphc.passes.precision import half_matmul_in_f32
 from graphc.passes.schedule import schedule
 from graphc.passes.simplify import cse, dce, simplify
 from graphc.passes.training import training_step
@@ -33,6 +34,7 @@ PIPELINE: list[Stage] = [
     ("simplify", simplify),
     ("cse", cse),
     ("decompose", decompose),
+    ("half-matmul", half_matmul_in_f32),
     ("simplify-2", simplify),
     ("cse-2", cse),
     ("dce", dce),

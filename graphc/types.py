@@ -1,6 +1,7 @@
 """Static tensor types: a dtype name and a fully static shape.
 
-Input: dtype names ("f32", "f64", "i64", "bool") or NumPy dtypes, and shape tuples.
+Input: dtype names ("f16", "bf16", "f32", "f64", the signed "i8".."i64", the unsigned
+"u8".."u64", "bool") or NumPy dtypes (bf16 is ml_dtypes' bfloat16), and shape tuples.
 Output: `TensorType` values that print as `f32[128,784]` and parse back.
 """
 from __future__ import annotations
@@ -9,17 +10,32 @@ import math
 import re
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 from graphc.errors import GraphcError
 
 DTYPES: dict[str, np.dtype] = {
+    "f16": np.dtype(np.float16),
+    "bf16": np.dtype(ml_dtypes.bfloat16),
     "f32": np.dtype(np.float32),
     "f64": np.dtype(np.float64),
+    "i8": np.dtype(np.int8),
+    "i16": np.dtype(np.int16),
+    "i32": np.dtype(np.int32),
     "i64": np.dtype(np.int64),
+    "u8": np.dtype(np.uint8),
+    "u16": np.dtype(np.uint16),
+    "u32": np.dtype(np.uint32),
+    "u64": np.dtype(np.uint64),
     "bool": np.dtype(np.bool_),
 }
-FLOAT_DTYPES = ("f32", "f64")
+FLOAT_DTYPES = ("f16", "bf16", "f32", "f64")
+# the 16-bit floats: stored narrow, computed in f32 by the kernels (rounded on every result)
+HALF_DTYPES = ("f16", "bf16")
+SIGNED_DTYPES = ("i8", "i16", "i32", "i64")
+UNSIGNED_DTYPES = ("u8", "u16", "u32", "u64")
+INT_DTYPES = SIGNED_DTYPES + UNSIGNED_DTYPES
 _BY_NUMPY = {v: k for k, v in DTYPES.items()}
 
 

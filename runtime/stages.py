@@ -3,7 +3,8 @@
 Input: a scheduled Graph (the last graph pass's result, passes/schedule.py). Output, stage by
 stage: `plan_memory` -> `PlannedGraph` (the kernel graph and its BufferPlan); `lower_to_llvm`
 -> `LoweredModules` (the LLVM entry and kernel modules and their cache key); `jit_compile` ->
-`NativeExecutable` (machine code wrapped for NumPy, with the compile statistics). The two
+`NativeExecutable` (machine code wrapped for NumPy, with the compile statistics, among them
+`half_in_f32_kernels`: the kernels computing f16/bf16 in f32). The two
 artefacts before the machine code print as text (`to_text`), so `--print-after` shows them.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from graphc.runtime.plan_text import format_plan
 from graphc.runtime.profile import profiling
 
 from graphc.ir import Graph
+from graphc.types import HALF_DTYPES
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,14 @@ def lower_to_llvm(planned: PlannedGraph) -> LoweredModules:
     return LoweredModules(planned, cache_key(text), compile_workers(), seconds)
 
 
+def half_in_f32_kernels(graph: Graph) -> int:
+    """Kernels that compute f16/bf16 values in f32 registers (rounded on every result)."""
+    def halves(body: Graph) -> bool:
+        values = [i.value for i in body.inputs] + [v for n in body.nodes for v in n.outputs]
+        return any(v.type.dtype in HALF_DTYPES for v in values)
+    return sum(1 for n in graph.nodes if n.op == "fused" and halves(n.attrs["body"]))
+
+
 def jit_compile(lowered: LoweredModules) -> NativeExecutable:
     """Needs lowered modules; loads their machine code from the disk cache or compiles it on
     every worker, and wraps it for NumPy with the compile statistics."""
@@ -94,6 +104,7 @@ def jit_compile(lowered: LoweredModules) -> NativeExecutable:
              "parallel_kernels": len(plan.parts),
              "arena_bytes": plan.arena_bytes, "const_bytes": int(plan.const_buffer.nbytes),
              "inplace_updates": len(plan.inplace),
+             "half_in_f32_kernels": half_in_f32_kernels(graph),
              "lower_seconds": lowered.seconds + machine.parse_seconds,
              "optimize_seconds": machine.optimize_seconds, "jit_seconds": machine.jit_seconds,
              "llvm_modules": machine.modules, "profiled": lowered.planned.profile}

@@ -16,17 +16,22 @@ from pathlib import Path
 import numpy as np
 
 import graphc as gc
-from graphc.types import TensorType
+from graphc.types import INT_DTYPES, TensorType
 
 Gen = Callable[[np.random.Generator, tuple[TensorType, ...]], list[np.ndarray]]
 
 
 # --- input generators: gen(rng, types) -> one array per operand --------------------------------
 def _draw(rng, t: TensorType, lo: float, hi: float) -> np.ndarray:
+    """Floats in [lo, hi); i64 in [-5, 5]; the narrower integers and u64 over their whole
+    range, so that arithmetic on them wraps around."""
     if t.dtype == "bool":
         return rng.random(t.shape) < 0.5
     if t.dtype == "i64":
         return rng.integers(-5, 6, t.shape)
+    if t.dtype in INT_DTYPES:
+        info = np.iinfo(t.np_dtype)
+        return rng.integers(info.min, info.max, t.shape, dtype=t.np_dtype, endpoint=True)
     return np.asarray(rng.uniform(lo, hi, t.shape)).astype(t.np_dtype)
 
 
@@ -62,8 +67,8 @@ def apart() -> Gen:
         out = []
         for i, t in enumerate(types):
             k = rng.integers(-4, 5, t.shape)
-            if t.dtype == "i64":
-                out.append(2 * k + i)
+            if t.dtype in INT_DTYPES:
+                out.append((2 * k + i).astype(t.np_dtype))
             else:
                 noise = rng.uniform(-0.05, 0.05, t.shape)
                 out.append(np.asarray(0.5 * k + 0.25 * i + noise).astype(t.np_dtype))
@@ -179,20 +184,38 @@ _BCAST_ERRORS = [bad("bcast", "f32[2,3] f32[4]", "do not broadcast"),
                  bad("dtype_mix", "f32[2,3] f64[2,3]", "dtypes differ")]
 
 
+# the narrower dtypes' variants of the helpers below (expected values are computed by NumPy in
+# the operands' own type: integers wrap around, f16/bf16 round each operation)
+HALF_SPECS = ("f16", "bf16")
+NARROW_INT_SPECS = ("i8", "u8", "i16", "u16", "i32", "u32", "u64")
+
+
+def _in_f32(fn, *arrays):
+    """fn computed in f32 and rounded once to the operands' dtype (how f16/bf16 accumulate)."""
+    return np.asarray(fn(*(a.astype(np.float32) for a in arrays))).astype(arrays[0].dtype)
+
+
 def _arith(fn, int_ok=True, gen=None):
     rows = [case("f32_bcast", "f32[2,3] f32[3]", fn, gen),
             case("f64_rowcol", "f64[2,1] f64[1,3]", fn, gen),
             case("f32_scalar", "f32[] f32[2,3]", fn, gen)]
-    return rows + ([case("i64", "i64[2,3] i64[3]", fn, gen)] if int_ok else [])
+    rows += [case(f"{dt}_bcast", f"{dt}[2,3] {dt}[3]", fn, gen) for dt in HALF_SPECS]
+    if int_ok:
+        rows.append(case("i64", "i64[2,3] i64[3]", fn, gen))
+        rows += [case(dt, f"{dt}[2,3] {dt}[3]", fn, gen) for dt in NARROW_INT_SPECS]
+    return rows
 
 
 def _unary(fn, gen=None, special=None, int_ok=False):
     rows = [case("f32", "f32[2,3]", fn, gen), case("f64_scalar", "f64[]", fn, gen),
             case("f64_3d", "f64[2,1,2]", fn, gen)]
+    rows += [case(dt, f"{dt}[2,3]", fn, gen) for dt in HALF_SPECS]
     if special is not None:
         rows.append(case("special", f"f32[{len(special)}]", fn, values(special), grad=False))
     if int_ok:
         rows.append(case("i64", "i64[5]", fn, away() if gen is not None else None))
+        rows += [case(dt, f"{dt}[5]", fn, away() if gen is not None else None)
+                 for dt in NARROW_INT_SPECS]
     return rows
 
 
@@ -248,7 +271,15 @@ _RAW: dict[str, list] = {
         case("bool_f64", "bool[4]", lambda x: np.where(x, 1.0, 0.0), to="f64"),
         case("f32_bool", "f32[5]", lambda x: x != 0, ties(), to="bool"),
         case("i64_bool", "i64[5]", lambda x: x != 0, to="bool"),
-        bad("f16", "f32[2]", "unsupported dtype", to="f16"),
+        case("f32_f16", "f32[2,3]", lambda x: np.float16(x), to="f16"),
+        case("f64_bf16", "f64[2,3]", lambda x: x.astype(np.float32).astype(x.dtype).astype(
+            "bfloat16"), to="bf16"),
+        case("bf16_f16", "bf16[4]", lambda x: np.float16(x.astype(np.float32)), to="f16"),
+        case("f16_u8", "f16[5]", lambda x: np.trunc(x.astype(np.float64)).astype(np.uint8),
+             positive(0.0, 200.0), to="u8"),
+        case("i32_i8", "i32[6]", lambda x: x.astype(np.int8), to="i8"),
+        case("u64_f32", "u64[4]", lambda x: np.float32(x), to="f32"),
+        bad("float8", "f32[2]", "unsupported dtype", to="float8"),
         bad("no_to", "f32[2]", "missing attribute")],
     "broadcast_to": [
         case("f32_row", "f32[3]", lambda x: np.tile(x, (2, 1)), shape=(2, 3)),
@@ -266,6 +297,13 @@ _RAW: dict[str, list] = {
         case("f64_none", "f64[2,3]", lambda x: x, axes=()),
         case("f32_scalar", "f32[]", lambda x: x, axes=()),
         case("i64_axis0", "i64[3,2]", lambda x: x[0] + x[1] + x[2], axes=(0,)),
+        case("i8_axis0_wraps", "i8[3,2]", lambda x: x[0] + x[1] + x[2], axes=(0,)),
+        case("u32_all_wraps", "u32[2,3]", lambda x: np.uint32(x.astype(np.uint64).sum() % 2**32),
+             axes=(0, 1)),
+        case("f16_axis1", "f16[4,5]", lambda x: _in_f32(lambda a: a @ np.ones(5, a.dtype), x),
+             axes=(1,)),
+        case("bf16_axis0", "bf16[5,2]", lambda x: _in_f32(lambda a: np.ones(5, a.dtype) @ a, x),
+             axes=(0,)),
         bad("axis", "f32[2,3]", "within rank", axes=(2,)),
         bad("unsorted", "f32[2,3]", "sorted", axes=(1, 0)),
         bad("scalar_axis", "f32[]", "scalar", axes=(0,))],
@@ -283,6 +321,9 @@ _RAW: dict[str, list] = {
         case("f32_3d", "f32[2,3,2]", lambda x: np.sort(x.transpose(1, 0, 2).reshape(3, 4))[:, -1],
              distinct(), axes=(0, 2)),
         case("i64_axis0", "i64[3,2]", lambda x: np.sort(x, 0)[-1], axes=(0,)),
+        case("u8_axis0", "u8[3,2]", lambda x: np.sort(x, 0)[-1], axes=(0,)),
+        case("f16_axis1", "f16[2,3]", lambda x: np.sort(x, 1)[:, -1], distinct(), axes=(1,)),
+        case("bf16_all", "bf16[2,3]", lambda x: np.sort(x.ravel())[-1], distinct(), axes=(0, 1)),
         case("nan", "f32[2,3]", lambda x: np.where(np.isnan(x).any(1), NAN, np.nanmax(x, 1)),
              values([1.0, NAN, -3.0, 2.0, 4.0, -1.0]), grad=False, axes=(1,)),
         bad("axis", "f32[2,3]", "within rank", axes=(2,))],
@@ -292,6 +333,10 @@ _RAW: dict[str, list] = {
              lambda a, b: np.einsum("bik,kj->bij", a, b)),
         case("f32_batch_both", "f32[1,2,3] f32[2,3,2]",
              lambda a, b: np.einsum("ik,bkj->bij", a[0], b)),
+        case("f16_2d", "f16[2,3] f16[3,4]",
+             lambda a, b: _in_f32(lambda x, y: np.einsum("ik,kj->ij", x, y), a, b)),
+        case("bf16_batch_bcast", "bf16[2,2,3] bf16[3,2]",
+             lambda a, b: _in_f32(lambda x, y: np.einsum("bik,kj->bij", x, y), a, b)),
         bad("inner", "f32[2,3] f32[4,2]", "inner dimensions differ"),
         bad("rank1", "f32[3] f32[3,2]", "rank >= 2"),
         bad("i64", "i64[2,2] i64[2,2]", "float dtype"),

@@ -61,11 +61,6 @@ EXCLUDED = {
     "control flow (the Range cases themselves run)",
     r"^test_affine_grid_.*_expanded_cpu$": "AffineGrid's expanded form uses If, and graphc graphs "
     "have no control flow (the AffineGrid cases themselves run)",
-    r"^test_attention_.*bf16_expanded_cpu$": "a Cast to bfloat16 inside the expansion: graphc "
-    "has no bf16 dtype yet",
-    r"^test_attention_(4d_diff_heads_mask4d_padded_kv|local_window_ext_cache_(float16_mask|"
-    r"rank2_mask|rank3_head_mask|rank4_batch_mask))_expanded_cpu$": "Pad's constant_value comes "
-    "from CastLike of a run-time tensor, and graphc pads with import-time constants",
 }
 
 with warnings.catch_warnings():

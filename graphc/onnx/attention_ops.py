@@ -23,6 +23,7 @@ from graphc.builder import Tensor
 from graphc.errors import GraphcError
 from graphc.onnx.dtypes import onnx_dtype
 from graphc.ops import api as F
+from graphc.types import FLOAT_DTYPES
 
 NEG_INF = -math.inf
 
@@ -211,7 +212,7 @@ def Attention(Q, K, V, attn_mask=None, past_key=None, past_value=None, nonpad_kv
     biased = capped + bias if bias is not None else capped
     dtype = q.dtype if softmax_precision is None else \
         onnx_dtype(softmax_precision, "Attention: softmax_precision")
-    _need(dtype in ("f32", "f64"), f"Attention: softmax_precision {softmax_precision} is not "
+    _need(dtype in FLOAT_DTYPES, f"Attention: softmax_precision {softmax_precision} is not "
                                    f"a float type")
     p = _guarded_softmax(biased, bias, dtype)
     p = p if p.dtype == q.dtype else F.cast(p, q.dtype)

@@ -3,9 +3,8 @@
 Input: an ONNX ModelProto (or one NodeProto with its inputs) and input arrays. Output: the
 outputs in the model's order and declared element types. `prepare` imports the model with
 `load_onnx` and compiles it with `gc.compile` (native code, not the interpreter); identical
-graphs (same text and initial values) share one compiled executable. graphc computes in
-f32/f64/i64/bool, so inputs of narrower types are widened on the way in and results are cast
-back to the model's declared output types on the way out.
+graphs (same text and initial values) share one compiled executable. Inputs and outputs keep
+their ONNX element types (graphc has every one but float8 and the 4-bit types).
 """
 from __future__ import annotations
 
@@ -95,8 +94,6 @@ class GraphcRep(BackendRep):
         self.onnx_inputs = [i.name for i in model.graph.input if i.name not in inits]
         self.static = static_inputs(model)
         self.output_names = [o.name for o in model.graph.output]
-        self.output_dtypes = [helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
-                              for o in model.graph.output]
         self._specialised: dict[bytes, tuple[Graph, Executable]] = {}
         if not self.static:
             self._compiled({})
@@ -123,10 +120,9 @@ class GraphcRep(BackendRep):
             t, array = i.value.type, given[i.name]
             if array.shape != t.shape and array.size == t.size:
                 array = array.reshape(t.shape)  # e.g. a [1] array fed to a scalar input
-            feeds[i.name] = np.array(array, dtype=t.np_dtype, order="C")
+            feeds[i.name] = np.array(array, order="C")
         out = exe.run(feeds)
-        results = [np.asarray(out[name]).astype(dt, copy=False)
-                   for name, dt in zip(self.output_names, self.output_dtypes)]
+        results = [np.asarray(out[name]) for name in self.output_names]
         return namedtupledict("Outputs", self.output_names)(*results)
 
 

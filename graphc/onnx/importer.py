@@ -7,8 +7,8 @@ outputs are the ONNX graph outputs, and whose every node carries the location
 `<model file name>:<ONNX node name or op_type#index>`.
 
 Opsets >= 13 are imported natively, older ones are first raised to 13 with onnx's version
-converter. graphc computes in f32/f64/i64/bool, so narrower integer types widen to i64 and
-float16 and bfloat16 to f32 (graphc/onnx/dtypes.py). Everything that depends only on shapes or constants (Constant,
+converter. Element types keep their width (graphc/onnx/dtypes.py; float8 and 4-bit types are
+refused, naming the tensor). Everything that depends only on shapes or constants (Constant,
 Shape, Size, ConstantOfShape and any node whose inputs are all constant) is folded at import:
 shapes are static. The per-op table is graphc/onnx/table.py; files are read safely by
 graphc/onnx/reading.py, opsets raised by graphc/onnx/opsets.py, initializers classified by

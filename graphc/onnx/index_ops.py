@@ -30,6 +30,7 @@ from graphc.errors import GraphcError
 from graphc.onnx.ops import as_float, back_to, const
 from graphc.ops import api as F
 from graphc.ops.reduce import highest, lowest
+from graphc.types import INT_DTYPES
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -73,12 +74,12 @@ def _axis(axis: int, rank: int, op: str) -> int:
 
 
 def _indices(x, b) -> Tensor:
-    """An i64 Tensor of indices (constant arrays lifted, narrower ints already widened)."""
+    """An i64 Tensor of indices (constant arrays lifted, other integer types cast)."""
     if isinstance(x, np.ndarray):
         x = const(b, x)
-    if x.dtype != "i64":
+    if x.dtype not in INT_DTYPES:
         raise GraphcError(f"indices must be integers, got {x.type}")
-    return x
+    return x if x.dtype == "i64" else F.cast(x, "i64")
 
 
 # --- gathers -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 
 from graphc.errors import GraphcError
+from graphc.types import FLOAT_DTYPES, dtype_name
 
 # op type -> {operand position: output position holding that operand's new value}: operands that
 # are state (never trained); the update applies when the node runs in training mode
@@ -121,7 +122,7 @@ def classify(proto: onnx.ModelProto, values: Mapping[str, np.ndarray], where: st
         reads = uses.get(name, [])
         state_of = next((op for op, k in reads if k in STATE_OPERANDS.get(op, {})), None)
         weight_of = next((op for op, k in reads if k in WEIGHT_OPERANDS.get(op, ())), None)
-        if array.dtype.kind not in "f":
+        if dtype_name(array.dtype) not in FLOAT_DTYPES:
             role = Role("constant", f"{array.dtype} values are not trained")
         elif not np.all(np.isfinite(array)):
             role = Role("constant", "holds inf or nan (a mask)")

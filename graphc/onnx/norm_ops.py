@@ -22,7 +22,7 @@ from graphc.errors import GraphcError
 from graphc.onnx.dtypes import onnx_dtype
 from graphc.onnx.ops import as_float, back_to, iota
 from graphc.ops import api as F
-from graphc.types import broadcast_shapes
+from graphc.types import FLOAT_DTYPES, broadcast_shapes
 
 
 def _per_channel(v: Tensor, x: Tensor) -> Tensor:
@@ -44,10 +44,9 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 
 def _stash(x: Tensor, stash_type: int, op: str) -> Tensor:
-    """x in the dtype ONNX's stash_type asks the statistics to be computed in (float16 and
-    bfloat16 widen to f32, as graphc holds them)."""
+    """x in the dtype ONNX's stash_type asks the statistics to be computed in."""
     dtype = onnx_dtype(stash_type, f"{op}: stash_type")
-    _need(dtype in ("f32", "f64"), f"{op}: stash_type {stash_type} is not a float type")
+    _need(dtype in FLOAT_DTYPES, f"{op}: stash_type {stash_type} is not a float type")
     return x if x.dtype == dtype else F.cast(x, dtype)
 
 

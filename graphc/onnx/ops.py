@@ -24,18 +24,13 @@ from graphc.errors import GraphcError
 from graphc.onnx.dtypes import onnx_dtype
 from graphc.ops import api as F
 from graphc.ops import api_nn as N
-from graphc.types import broadcast_shapes
+from graphc.types import INT_DTYPES, broadcast_shapes
+
 
 # --- helpers ---------------------------------------------------------------------------------
-_WIDE = {"f": np.float32, "i": np.int64, "u": np.int64, "b": np.bool_}
-
-
 def const(b: GraphBuilder, array: Any) -> Tensor:
-    """A constant node holding `array`, widened to a graphc dtype (f16->f32, ints->i64)."""
-    array = np.asarray(array)
-    if array.dtype != np.float64:
-        array = array.astype(_WIDE.get(array.dtype.kind, array.dtype))
-    return b.lift(array)
+    """A constant node holding `array` in its own dtype."""
+    return b.lift(np.asarray(array))
 
 
 def scalar_like(x: Tensor, value: float) -> Tensor:
@@ -61,7 +56,7 @@ def back_to(y: Tensor, like: Tensor) -> Tensor:
     if like.dtype == "bool":
         return F.not_equal(y, 0.0)
     return F.cast(F.where(y < 0, -F.cast(-y, "i64"), F.cast(y, "i64")), like.dtype) \
-        if like.dtype == "i64" else F.cast(y, like.dtype)
+        if like.dtype in INT_DTYPES else F.cast(y, like.dtype)
 
 
 def select(x: Tensor, axis: int, index: list[int], fill: float = 0.0) -> Tensor:
@@ -117,8 +112,8 @@ def Pow(x, y):
 
 
 def Clip(input, min=None, max=None):
-    if input.dtype == "i64":  # a missing integer bound is the end of the int64 range
-        info = np.iinfo(np.int64)
+    if input.dtype in INT_DTYPES:  # a missing integer bound is the end of the type's range
+        info = np.iinfo(input.type.np_dtype)
         min, max = info.min if min is None else min, info.max if max is None else max
     return F.clip(input, min, max)
 
@@ -137,19 +132,12 @@ def Celu(x, alpha=1.0):
 # --- casts, constants and shapes (folded) ------------------------------------------------------
 def Cast(input, to, saturate=1, round_mode="up"):
     dtype = onnx_dtype(to, "Cast")
-    if dtype == input.dtype:
-        return input
-    if dtype == "bool":
-        return F.not_equal(input, 0 if input.dtype == "i64" else 0.0)
-    return F.cast(input, dtype)
+    return input if dtype == input.dtype else F.cast(input, dtype)
 
 
 def CastLike(input, target_type, saturate=1, round_mode="up"):
-    if input.dtype == target_type.dtype:
-        return input
-    if target_type.dtype == "bool":
-        return F.not_equal(input, 0 if input.dtype == "i64" else 0.0)
-    return F.cast(input, target_type.dtype)
+    dtype = target_type.dtype
+    return input if dtype == input.dtype else F.cast(input, dtype)
 
 
 def Constant(value=None, value_float=None, value_floats=None, value_int=None, value_ints=None,

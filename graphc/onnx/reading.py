@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphc.errors import GraphcError
 from graphc.onnx.dtypes import onnx_dtype
+from graphc.types import DTYPES
 
 MAX_FILE_BYTES = 2**31  # protobuf's own limit for one message
 
@@ -78,13 +79,12 @@ def _check_model(proto: onnx.ModelProto, where: str, checked_path: str | None = 
 # --- initializers and external data ---------------------------------------------------------
 def read_initializers(proto: onnx.ModelProto, base_dir: str | None,
                       where: str) -> dict[str, np.ndarray]:
-    """Every initializer's value in the graphc dtype that holds it (float16 -> f32, ...)."""
+    """Every initializer's value, in its own element type (checked to be one graphc has)."""
     out = {}
     for t in proto.graph.initializer:
         dtype = onnx_dtype(t.data_type, f"{where}: initializer {t.name!r}")
         array = tensor_array(t, base_dir, where)
-        out[t.name] = array.astype({"f32": np.float32, "f64": np.float64, "i64": np.int64,
-                                    "bool": np.bool_}[dtype], copy=False)
+        out[t.name] = array.astype(DTYPES[dtype], copy=False)
     return out
 
 

@@ -35,6 +35,7 @@ from graphc.onnx import (
 )
 from graphc.ops import api as F
 from graphc.ops.registry import all_ops, api_name
+from graphc.types import INT_DTYPES
 
 # the modules of ONNX ops whose semantics differ from every graphc op (one module per family)
 OP_MODULES = (ops, nn_ops, norm_ops, rnn_ops, math_ops, index_ops, einsum_ops, attention_ops,
@@ -57,6 +58,13 @@ STATIC = {"Reshape": (1,), "Expand": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "
           "CumProd": (1,), "CenterCropPad": (1,), "Compress": (1,), "Col2Im": (1, 2),
           "AffineGrid": (1,),
           **{op: (1,) for op in _REDUCE}}
+# operand positions holding indices, which graphc takes as i64 (ONNX also allows int32 etc.)
+INDICES = {"Gather": (1,), "GatherElements": (1,), "GatherND": (1,), "ScatterElements": (1,),
+           "ScatterND": (1,), "OneHot": (0,), "NegativeLogLikelihoodLoss": (1,),
+           "SoftmaxCrossEntropyLoss": (1,)}
+# operand positions read only for their element type: a constant CastLike'd to a computed
+# tensor's type is still a constant (folded with a stand-in of that type)
+TYPE_ONLY = {"CastLike": (1,)}
 # ops evaluated by their own function even when every operand is constant
 _SELF_FOLDED = ("Constant", "ConstantOfShape", "Shape", "Size", "SequenceEmpty",
                 "SequenceConstruct", "SplitToSequence", "SequenceLength")
@@ -129,10 +137,21 @@ def _static(x: Any, position: int, op_type: str) -> np.ndarray:
     return x
 
 
+def _stand_ins(inputs: list, positions: tuple[int, ...]) -> list:
+    """Tensors at `positions` (read only for their type) as zero arrays of their type, when
+    every other operand is constant."""
+    others = [x for k, x in enumerate(inputs) if k not in positions]
+    if not all(x is None or isinstance(x, np.ndarray) for x in others):
+        return inputs
+    return [np.zeros(x.shape, x.type.np_dtype) if k in positions and isinstance(x, Tensor)
+            else x for k, x in enumerate(inputs)]
+
+
 def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
     """Apply the op of `node`; returns one result (Tensor or array) per produced output."""
     op_type = node.op_type
     inputs, attrs = normalize(node, opset, inputs, attrs)
+    inputs = _stand_ins(inputs, TYPE_ONLY.get(op_type, ()))
     if op_type not in _SELF_FOLDED and all(x is None or isinstance(x, np.ndarray)
                                            for x in inputs):
         return fold(node, opset, inputs)
@@ -144,6 +163,9 @@ def apply(node: onnx.NodeProto, opset: int, inputs: list, attrs: dict) -> tuple:
             x = _static(x, k, op_type)
         elif isinstance(x, np.ndarray) and builder is not None:
             x = ops.const(builder, x)
+        if k in INDICES.get(op_type, ()) and isinstance(x, Tensor) and x.dtype in INT_DTYPES \
+                and x.dtype != "i64":
+            x = F.cast(x, "i64")
         args.append(x)
     while args and args[-1] is None:
         args.pop()

@@ -2,16 +2,14 @@
 
 Input: nothing (imported for its side effect). Output: registered elementwise OpDefs, none
 differentiable:
-  bitwise_and, bitwise_or, bitwise_xor (i64 or bool, broadcasting), bitwise_not (i64 or bool)
-  bit_shift(x, y, direction="LEFT"|"RIGHT") (i64; ONNX requires the direction, graphc's
-    default is LEFT)
-graphc integers are i64, and the ONNX importer widens narrower ones, so a shift is computed on
-64 bits and the result cast back to the model's type keeps exactly the bits ONNX asks for: a
-right shift is arithmetic (ONNX's rule for signed types, and a no-op difference for unsigned
-values below 2**63), a left shift drops what passes the top. A shift by y outside [0, 64) gives
-what the sign extension alone gives: 0, or -1 shifting a negative x right (ONNX, NumPy's int64).
-uint64 values of 2**63 and more are negative once widened, so their right shift fills with ones
-where ONNX fills with zeros.
+  bitwise_and, bitwise_or, bitwise_xor (any integer dtype or bool, broadcasting),
+  bitwise_not (any integer dtype or bool)
+  bit_shift(x, y, direction="LEFT"|"RIGHT") (any integer dtype; ONNX requires the direction,
+    graphc's default is LEFT)
+A shift works in the operands' own type, as NumPy's: a right shift is arithmetic for signed
+types (ONNX's rule) and logical for unsigned ones, a left shift drops what passes the top. A
+shift by y outside [0, 64) gives what the sign extension alone gives: 0, or -1 shifting a
+negative x right (ONNX, NumPy's int64).
 """
 from __future__ import annotations
 
@@ -20,9 +18,9 @@ import numpy as np
 from graphc.errors import ShapeError
 from graphc.ops.elementwise import _broadcast, _check_dtypes, _ew
 from graphc.ops.registry import NOT_DIFFERENTIABLE
-from graphc.types import TensorType
+from graphc.types import INT_DTYPES, TensorType
 
-_INT_OR_BOOL = ("i64", "bool")
+_INT_OR_BOOL = INT_DTYPES + ("bool",)
 
 _ew("bitwise_and", "a & b, bit by bit", np.bitwise_and, lambda e, a, b: e.bit_and(a, b),
     NOT_DIFFERENTIABLE, _INT_OR_BOOL, arity=2, onnx="BitwiseAnd")
@@ -40,7 +38,7 @@ def _bit_shift_rule(types, attrs):
     if attrs["direction"] not in _DIRECTIONS:
         raise ShapeError(f"bit_shift: direction must be 'LEFT' or 'RIGHT', got "
                          f"{attrs['direction']!r}")
-    return [TensorType(_broadcast(types), _check_dtypes(types, ("i64",)))]
+    return [TensorType(_broadcast(types), _check_dtypes(types, INT_DTYPES))]
 
 
 def _bit_shift(e, x, y, direction):

@@ -26,7 +26,7 @@ from graphc.errors import ShapeError
 from graphc.ops import api as F
 from graphc.ops.api import _apply
 from graphc.ops.registry import REQUIRED, OpDef, register
-from graphc.types import FLOAT_DTYPES, TensorType
+from graphc.types import FLOAT_DTYPES, HALF_DTYPES, TensorType, dtype_name
 
 _WINDOW_ATTRS = {"strides": None, "pads": None, "dilations": None}
 
@@ -258,7 +258,9 @@ def _conv_reference(x, w, b=None, *, strides, pads, dilations, group):
     out = cols.shape[2:2 + d]
     cols = cols.reshape(n, group, c // group, math.prod(out), math.prod(w.shape[2:]))
     wg = w.reshape(group, w.shape[0] // group, c // group, -1)
-    y = np.einsum("ngcpk,gock->ngop", cols, wg).reshape((n, w.shape[0]) + out)
+    acc = np.float32 if dtype_name(x.dtype) in HALF_DTYPES else x.dtype  # as kernels do
+    y = np.einsum("ngcpk,gock->ngop", cols.astype(acc), wg.astype(acc)).reshape(
+        (n, w.shape[0]) + out)
     return (y if b is None else y + b.reshape((-1,) + (1,) * d)).astype(x.dtype)
 
 

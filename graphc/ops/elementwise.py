@@ -14,9 +14,10 @@ from graphc.errors import GraphcError, ShapeError
 from graphc.ops import api as F
 from graphc.ops.api import _apply, _builder, _fail
 from graphc.ops.registry import NOT_DIFFERENTIABLE, REQUIRED, OpDef, register
-from graphc.types import FLOAT_DTYPES, TensorType, broadcast_shapes, dtype_name
+from graphc.types import FLOAT_DTYPES, INT_DTYPES, TensorType, broadcast_shapes, dtype_name
 
-NUMERIC = ("f32", "f64", "i64")
+# every float and integer dtype (integers wrap around, f16/bf16 compute in f32 in kernels)
+NUMERIC = FLOAT_DTYPES + INT_DTYPES
 
 
 def _check_dtypes(types: list[TensorType], allowed: tuple[str, ...]) -> str:

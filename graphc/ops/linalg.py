@@ -55,9 +55,14 @@ def _matmul_bprop(a, b, y, g):
     return [g @ F.swapaxes(b, -1, -2), grad_b]
 
 
+def _matmul_reference(a, b):
+    """np.matmul in the operands' dtype (ml_dtypes' bf16 matmul accumulates and returns f32)."""
+    return np.matmul(a, b).astype(a.dtype, copy=False)
+
+
 register(OpDef(
     name="matmul", doc="a @ b; batch dims broadcast like NumPy", kind="matmul",
-    infer=_matmul_rule, reference=np.matmul, arity=2, bprop=_matmul_bprop, onnx="MatMul"))
+    infer=_matmul_rule, reference=_matmul_reference, arity=2, bprop=_matmul_bprop, onnx="MatMul"))
 
 
 def _transpose_rule(types, attrs):

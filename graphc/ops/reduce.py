@@ -18,7 +18,7 @@ from graphc.ops import api as F
 from graphc.ops.api import _apply, _axes
 from graphc.ops.elementwise import NUMERIC
 from graphc.ops.registry import REQUIRED, OpDef, register
-from graphc.types import FLOAT_DTYPES, TensorType
+from graphc.types import FLOAT_DTYPES, TensorType, dtype_name
 
 
 def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
@@ -27,14 +27,14 @@ def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool)
 
 def lowest(dtype: np.dtype):
     """The identity of max (what max over an empty axis gives, as in ONNX)."""
-    if dtype.kind == "f":
+    if dtype_name(dtype) in FLOAT_DTYPES:  # bf16's NumPy kind is "V"
         return -np.inf
     return False if dtype.kind == "b" else np.iinfo(dtype).min
 
 
 def highest(dtype: np.dtype):
     """The identity of min."""
-    if dtype.kind == "f":
+    if dtype_name(dtype) in FLOAT_DTYPES:
         return np.inf
     return True if dtype.kind == "b" else np.iinfo(dtype).max
 

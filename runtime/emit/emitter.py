@@ -1,28 +1,39 @@
 """The LLVM scalar emitter and loop-nest helpers that kernels are built from.
 
-Input: an llvmlite `IRBuilder` positioned inside a kernel, scalar llvmlite values (f32/f64/i64 or
-i1 for bool) and loop bounds. Output: instructions with NumPy semantics for
-every method of `graphc.ops.scalar.EMITTER_METHODS`, typed loads/stores (bool is i8 in memory,
-i1 in registers) and counted loops as context managers.
+Input: an llvmlite `IRBuilder` positioned inside a kernel, scalar llvmlite values in the
+register types of runtime/emit/dtypes.py (f32/f64, i64 for every signed or narrow integer,
+i128 for u64, i1 for bool) and loop bounds. Output: instructions with NumPy semantics for
+every method of `graphc.ops.scalar.EMITTER_METHODS` (results of narrow dtypes are wrapped or
+rounded by the caller, `dtypes.fit`), casts between every pair of dtypes, and counted loops
+as context managers.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 
 from graphc.runtime.emit import vmath
+from graphc.runtime.emit.dtypes import (  # noqa: F401 (the kernels' names for them)
+    F32,
+    F64,
+    I1,
+    I8,
+    I64,
+    I128,
+    MEM_TYPES,
+    REG_TYPES,
+    constant,
+    element_ptr,
+    fit,
+    load,
+    register_dtype,
+    store,
+)
 from llvmlite import ir
 
 from graphc.errors import CompileError
 from graphc.ops.scalar import TRIG_METHODS
-
-I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
-F32, F64 = ir.FloatType(), ir.DoubleType()
-
-# Register type and memory type of each graphc dtype.
-REG_TYPES: dict[str, ir.Type] = {"f32": F32, "f64": F64, "i64": I64, "bool": I1}
-MEM_TYPES: dict[str, ir.Type] = {"f32": F32, "f64": F64, "i64": I64, "bool": I8}
+from graphc.types import FLOAT_DTYPES
 
 _FLOAT_BINOPS = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv"}
 _INT_BINOPS = {"add": "add", "sub": "sub", "mul": "mul"}
@@ -40,11 +51,11 @@ LIBM_TRIG = {name: {"f32": f"{name}f", "f64": name} for name in TRIG_METHODS}
 
 
 def dtype_of(ty: ir.Type) -> str:
-    """The graphc dtype of a register type."""
-    for name, reg in REG_TYPES.items():
-        if ty == reg:
-            return name
-    raise CompileError(f"no graphc dtype for LLVM type {ty}")
+    """The dtype whose arithmetic a register type follows."""
+    name = register_dtype(ty)
+    if name is None:
+        raise CompileError(f"no graphc dtype for LLVM type {ty}")
+    return name
 
 
 def is_float(value: ir.Value) -> bool:
@@ -144,17 +155,29 @@ class LLVMEmitter:
             fn.attributes.add("readnone")
         return self.b.call(fn, [a])
 
-    # --- i64 only: floor division and modulo with NumPy's signs, xor, logical right shift -----
+    # --- integers: floor division and modulo with NumPy's signs, xor, logical right shift ----
+    def _unsigned(self, method: str, a, b):
+        """u64 (i128 registers): the unsigned operation on the low 64 bits, 0 for x / 0."""
+        lo_a, lo_b = self.b.trunc(a, I64), self.b.trunc(b, I64)
+        zero = self.b.icmp_unsigned("==", lo_b, ir.Constant(I64, 0))
+        safe = self.b.select(zero, ir.Constant(I64, 1), lo_b)
+        out = getattr(self.b, method)(lo_a, safe)
+        return self.b.zext(self.b.select(zero, ir.Constant(I64, 0), out), I128)
+
     def _floor_adjust(self, a, b):
         r = self.b.srem(a, b)
         signs_differ = self.b.icmp_signed("<", self.b.xor(r, b), ir.Constant(I64, 0))
         return r, self.b.and_(self.b.icmp_signed("!=", r, ir.Constant(I64, 0)), signs_differ)
 
     def floordiv(self, a, b):
+        if a.type == I128:
+            return self._unsigned("udiv", a, b)
         _, adjust = self._floor_adjust(a, b)
         return self.b.sub(self.b.sdiv(a, b), self.b.zext(adjust, I64))
 
     def mod(self, a, b):
+        if a.type == I128:
+            return self._unsigned("urem", a, b)
         r, adjust = self._floor_adjust(a, b)
         return self.b.select(adjust, self.b.add(r, b), r)
 
@@ -166,6 +189,8 @@ class LLVMEmitter:
         as in NumPy (srem would trap on both: by zero and on INT64_MIN % -1)."""
         if is_float(a):
             return self.b.frem(a, b)
+        if a.type == I128:
+            return self._unsigned("urem", a, b)
         one = ir.Constant(I64, 1)
         zero_or_minus_one = self.b.icmp_unsigned("<=", self.b.add(b, one), one)
         return self.b.srem(a, self.b.select(zero_or_minus_one, one, b))
@@ -176,17 +201,18 @@ class LLVMEmitter:
     def bit_not(self, a): return self.b.not_(a)
 
     def _shift_in_range(self, k):
-        """0 <= k < 64: a shift by anything else is poison in LLVM, so the callers select."""
-        return self.b.icmp_unsigned("<", k, ir.Constant(I64, 64))
+        """0 <= k < 64: a shift by anything else is poison in LLVM (or, in the wider registers
+        of u64, not NumPy's 0), so the callers select."""
+        return self.b.icmp_unsigned("<", k, ir.Constant(k.type, 64))
 
     def shift_left(self, a, k):
-        return self.b.select(self._shift_in_range(k), self.b.shl(a, k), ir.Constant(I64, 0))
+        return self.b.select(self._shift_in_range(k), self.b.shl(a, k), ir.Constant(a.type, 0))
 
     def shift_right(self, a, k):  # logical: zeros shift in
-        return self.b.select(self._shift_in_range(k), self.b.lshr(a, k), ir.Constant(I64, 0))
+        return self.b.select(self._shift_in_range(k), self.b.lshr(a, k), ir.Constant(a.type, 0))
 
     def shift_right_arith(self, a, k):  # copies of the sign bit shift in: 63 places at most
-        k = self.b.select(self._shift_in_range(k), k, ir.Constant(I64, 63))
+        k = self.b.select(self._shift_in_range(k), k, ir.Constant(k.type, 63))
         return self.b.ashr(a, k)
 
     # --- max/min: exactly np.maximum / np.minimum (NaN in either operand propagates) ----------
@@ -239,19 +265,30 @@ class LLVMEmitter:
         return constant(dtype_of(like.type), value)
 
     def cast(self, a, dtype: str):
-        src, dst = dtype_of(a.type), dtype
-        if src == dst:
-            return a
-        target = REG_TYPES[dst]
-        if dst == "bool":
+        """Convert to `dtype` (NumPy's astype): float -> int truncates toward zero, int -> int
+        wraps, f16/bf16 round to nearest even; the result is in `dtype`'s register form."""
+        src, target = dtype_of(a.type), REG_TYPES[dtype]
+        if dtype == "bool":
             return self.ne(a, ir.Constant(a.type, 0.0 if is_float(a) else 0))
         if src == "bool":
-            return self.b.uitofp(a, target) if dst in ("f32", "f64") else self.b.zext(a, target)
-        if src in ("f32", "f64") and dst in ("f32", "f64"):
-            return self.b.fpext(a, target) if dst == "f64" else self.b.fptrunc(a, target)
-        if src == "i64":
-            return self.b.sitofp(a, target)
-        return self.b.fptosi(a, target)  # float -> int truncates toward zero, like C and NumPy
+            out = self.b.uitofp(a, target) if dtype in FLOAT_DTYPES else self.b.zext(a, target)
+        elif is_float(a) and dtype in FLOAT_DTYPES:
+            out = a if a.type == target else \
+                (self.b.fpext if target == F64 else self.b.fptrunc)(a, target)
+        elif src == "u64":
+            low = self.b.trunc(a, I64)
+            out = self.b.uitofp(low, target) if dtype in FLOAT_DTYPES else \
+                (low if target == I64 else a)
+        elif src == "i64":
+            out = self.b.sitofp(a, target) if dtype in FLOAT_DTYPES else \
+                (a if target == I64 else self.b.zext(a, I128))
+        elif dtype == "u64":  # float -> u64: unsigned from 2**63 up, else signed and wrapped
+            big = self.b.fcmp_ordered(">=", a, ir.Constant(a.type, 2.0 ** 63))
+            low = self.b.select(big, self.b.fptoui(a, I64), self.b.fptosi(a, I64))
+            out = self.b.zext(low, I128)
+        else:  # float -> int truncates toward zero, like C and NumPy
+            out = self.b.fptosi(a, I64)
+        return fit(self.b, out, dtype)
 
 
 ERROR_CELL = "graphc_error"
@@ -264,33 +301,6 @@ def error_cell(module: ir.Module) -> ir.GlobalVariable:
         cell = ir.GlobalVariable(module, I64, ERROR_CELL)
         cell.initializer = ir.Constant(I64, 0)
     return cell
-
-
-def constant(dtype: str, value) -> ir.Constant:
-    """An LLVM constant of a graphc dtype; infinities clamp to the integer range for i64."""
-    if dtype in ("f32", "f64"):
-        return ir.Constant(REG_TYPES[dtype], float(value))
-    if dtype == "bool":
-        return ir.Constant(I1, int(bool(value)))
-    if isinstance(value, float) and math.isinf(value):
-        value = 2**63 - 1 if value > 0 else -(2**63)
-    return ir.Constant(I64, int(value))
-
-
-# --- memory ----------------------------------------------------------------------------------
-def element_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value) -> ir.Value:
-    return b.gep(base, [index], inbounds=True)
-
-
-def load(b: ir.IRBuilder, base: ir.Value, index: ir.Value, dtype: str) -> ir.Value:
-    value = b.load(element_ptr(b, base, index))
-    return b.trunc(value, I1) if dtype == "bool" else value
-
-
-def store(b: ir.IRBuilder, value: ir.Value, base: ir.Value, index: ir.Value, dtype: str) -> None:
-    if dtype == "bool":
-        value = b.zext(value, I8)
-    b.store(value, element_ptr(b, base, index))
 
 
 # --- loops -----------------------------------------------------------------------------------

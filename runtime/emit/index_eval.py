@@ -14,7 +14,16 @@ import math
 from collections.abc import Iterator, Mapping
 
 import numpy as np
-from graphc.runtime.emit.emitter import I64, MEM_TYPES, REG_TYPES, constant, for_range, load, store
+from graphc.runtime.emit.emitter import (
+    I64,
+    MEM_TYPES,
+    REG_TYPES,
+    constant,
+    fit,
+    for_range,
+    load,
+    store,
+)
 from llvmlite import ir
 
 from graphc.errors import CompileError
@@ -209,7 +218,7 @@ class IndexEval:
             return constant(v.type.dtype, result)
         if result.type != REG_TYPES[v.type.dtype]:
             raise CompileError(f"scalar body of {node.op} returned {result.type} for {v.type}")
-        return result
+        return fit(self.b, result, v.type.dtype)  # wrapped or rounded into v's dtype
 
     def store_all(self, outputs: list[tuple[int, Value, Index]]) -> None:
         """Compute every output value first, then store them (safe for in-place writes)."""

@@ -28,7 +28,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from graphc.runtime.emit.emitter import I1, I64, REG_TYPES, constant, for_range, load, store
+from graphc.runtime.emit.emitter import (
+    I1,
+    I64,
+    REG_TYPES,
+    constant,
+    fit,
+    for_range,
+    is_float,
+    load,
+    store,
+)
 from graphc.runtime.emit.index_eval import IndexEval, Scratch, flat_offset, loop_nest, unflatten
 from graphc.runtime.kernels.reduce_layout import (
     UNROLLED_ROW,
@@ -55,9 +65,9 @@ class Accumulator:
         self.b, self.e = kernel.b, kernel.e
         self.op = get_op(node.op)
         self.combine, identity = self.op.reducer
-        dtype = node.output.type.dtype
+        self.dtype = dtype = node.output.type.dtype
         self.identity = constant(dtype, identity)
-        self.is_float = dtype in ("f32", "f64")
+        self.is_float = is_float(self.identity)
         with self.b.goto_entry_block():
             self.cell = self.b.alloca(REG_TYPES[dtype])
             self.nan = self.b.alloca(I1) if self.combine in ("max", "min") else None
@@ -91,8 +101,12 @@ class Accumulator:
         return value
 
     def result(self, count: int) -> ir.Value:
+        """The row's result in its dtype (narrow ints wrapped, f16/bf16 rounded: they were
+        accumulated in the wider register)."""
         value = self.partial()
-        return value if self.op.finalize is None else self.op.finalize(self.e, value, count)
+        if self.op.finalize is not None:
+            value = self.op.finalize(self.e, value, count)
+        return fit(self.b, value, self.dtype)
 
 
 def emit_reduce(kernel, ev: IndexEval) -> None:
