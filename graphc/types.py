@@ -1,42 +1,64 @@
 """Static tensor types: a dtype name and a fully static shape.
 
 Input: dtype names ("f16", "bf16", "f32", "f64", the signed "i8".."i64", the unsigned
-"u8".."u64", "bool") or NumPy dtypes (bf16 is ml_dtypes' bfloat16), and shape tuples.
+"u8".."u64", "bool") or NumPy dtypes (bf16 is ml_dtypes' bfloat16, imported on first use),
+and shape tuples.
 Output: `TensorType` values that print as `f32[128,784]` and parse back.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 from graphc.errors import GraphcError
 
-DTYPES: dict[str, np.dtype] = {
-    "f16": np.dtype(np.float16),
-    "bf16": np.dtype(ml_dtypes.bfloat16),
-    "f32": np.dtype(np.float32),
-    "f64": np.dtype(np.float64),
-    "i8": np.dtype(np.int8),
-    "i16": np.dtype(np.int16),
-    "i32": np.dtype(np.int32),
-    "i64": np.dtype(np.int64),
-    "u8": np.dtype(np.uint8),
-    "u16": np.dtype(np.uint16),
-    "u32": np.dtype(np.uint32),
-    "u64": np.dtype(np.uint64),
-    "bool": np.dtype(np.bool_),
+_NUMPY_DTYPES = {  # every dtype but bf16, which comes from ml_dtypes
+    "f16": np.dtype(np.float16), "f32": np.dtype(np.float32), "f64": np.dtype(np.float64),
+    "i8": np.dtype(np.int8), "i16": np.dtype(np.int16), "i32": np.dtype(np.int32),
+    "i64": np.dtype(np.int64), "u8": np.dtype(np.uint8), "u16": np.dtype(np.uint16),
+    "u32": np.dtype(np.uint32), "u64": np.dtype(np.uint64), "bool": np.dtype(np.bool_),
 }
+_ORDER = ("f16", "bf16", "f32", "f64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64",
+          "bool")
+
+
+@functools.cache
+def _bf16() -> np.dtype:
+    """ml_dtypes' bfloat16, imported on first use: loading ml_dtypes takes most of a second,
+    which `import graphc` need not pay."""
+    return np.dtype(importlib.import_module("ml_dtypes").bfloat16)
+
+
+class _DtypeTable(Mapping):
+    """graphc dtype name -> NumPy dtype, with bf16 resolved on first use."""
+
+    def __getitem__(self, name: str) -> np.dtype:
+        return _bf16() if name == "bf16" else _NUMPY_DTYPES[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in _ORDER
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ORDER)
+
+    def __len__(self) -> int:
+        return len(_ORDER)
+
+
+DTYPES: Mapping[str, np.dtype] = _DtypeTable()
 FLOAT_DTYPES = ("f16", "bf16", "f32", "f64")
 # the 16-bit floats: stored narrow, computed in f32 by the kernels (rounded on every result)
 HALF_DTYPES = ("f16", "bf16")
 SIGNED_DTYPES = ("i8", "i16", "i32", "i64")
 UNSIGNED_DTYPES = ("u8", "u16", "u32", "u64")
 INT_DTYPES = SIGNED_DTYPES + UNSIGNED_DTYPES
-_BY_NUMPY = {v: k for k, v in DTYPES.items()}
+_BY_NUMPY = {v: k for k, v in _NUMPY_DTYPES.items()}
 
 
 def dtype_name(dtype: str | np.dtype | type) -> str:
@@ -44,7 +66,10 @@ def dtype_name(dtype: str | np.dtype | type) -> str:
     if isinstance(dtype, str) and dtype in DTYPES:
         return dtype
     try:
-        return _BY_NUMPY[np.dtype(dtype)]
+        given = np.dtype(dtype)
+        if given.kind == "V" and given == _bf16():  # ml_dtypes is loaded: the caller has one
+            return "bf16"
+        return _BY_NUMPY[given]
     except (TypeError, KeyError):
         raise GraphcError(f"unsupported dtype {dtype!r}; graphc supports {', '.join(DTYPES)}") from None
 
