@@ -2,9 +2,13 @@
 
 Input: a key (the lowered graph's text and its buffer plan, the llvmlite/LLVM versions, the
 host CPU name and features, and a hash of graphc's own sources) and the object files of one
-compile. Output: the object files back on a later compile, or None. Entries carry a magic, a
-length and a SHA-256 of the payload (each object preceded by its length) and are verified
-before use: a corrupted or truncated entry is deleted and rebuilt.
+compile. Output: the object files back on a later compile, or None. Entries carry a magic, their
+own full key, a length and a SHA-256 of key and payload (each object preceded by its length)
+and are verified before use: a corrupted or truncated entry, one whose key is not the one asked
+for (another graph's entry under this name), or one whose objects are not this platform's object
+files holding the step's entry function is deleted and rebuilt, never run. The directory is made
+0700; one that other users may write is not used (a warning says so): its entries could be
+anybody's code.
 Writes go to a temporary file in the same directory and are renamed into place, so two
 processes compiling the same graph at once each see either no entry or a whole one.
 `GRAPHC_CACHE_DIR` moves the cache; `GRAPHC_CACHE=0` turns it off. Every change to graphc's
@@ -20,22 +24,32 @@ import hashlib
 import os
 import pathlib
 import tempfile
+import warnings
 from collections.abc import Sequence
 
 import llvmlite
 import llvmlite.binding as llvm
 from graphc.runtime.target import host_cpu
 
-MAGIC = b"GRAPHC-OBJ-2\n"
+MAGIC = b"GRAPHC-OBJ-3\n"
+ENTRY_SYMBOL = b"graphc_main"  # the step's entry function, defined in one of the objects
+OBJECT_MAGIC = b"\x7fELF"  # what llvmlite's object files start with on Linux
 DEFAULT_MAX_MB = 256
 
 
 def cache_dir() -> pathlib.Path | None:
+    """The cache directory, or None when the cache is off or the directory is unsafe."""
     if os.environ.get("GRAPHC_CACHE", "1") == "0":
         return None
-    base = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "graphc")
-    return pathlib.Path(base)
+    base = pathlib.Path(os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "graphc"))
+    with contextlib.suppress(FileNotFoundError):
+        mode = base.stat().st_mode
+        if mode & 0o022:
+            warnings.warn(f"graphc: not using the compile cache {base}: other users may write "
+                          f"to it (mode {mode & 0o777:o}); make it 0700", stacklevel=2)
+            return None
+    return base
 
 
 @functools.cache
@@ -70,15 +84,32 @@ def _split(payload: bytes) -> list[bytes] | None:
     return objects or None
 
 
-def _unpack(data: bytes) -> list[bytes] | None:
-    header = len(MAGIC) + 8 + 32
+_KEY_BYTES = 64  # a key is a SHA-256 hex digest
+
+
+def _pack(key: str, payload: bytes) -> bytes:
+    stored = key.encode().ljust(_KEY_BYTES)[:_KEY_BYTES]
+    return MAGIC + stored + len(payload).to_bytes(8, "little") + \
+        hashlib.sha256(stored + payload).digest() + payload
+
+
+def _unpack(data: bytes, key: str) -> list[bytes] | None:
+    header = len(MAGIC) + _KEY_BYTES + 8 + 32
     if len(data) < header or not data.startswith(MAGIC):
         return None
-    size = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "little")
-    digest, payload = data[len(MAGIC) + 8:header], data[header:]
-    if len(payload) != size or hashlib.sha256(payload).digest() != digest:
+    at = len(MAGIC)
+    stored = data[at:at + _KEY_BYTES]
+    size = int.from_bytes(data[at + _KEY_BYTES:at + _KEY_BYTES + 8], "little")
+    digest, payload = data[at + _KEY_BYTES + 8:header], data[header:]
+    if len(payload) != size or hashlib.sha256(stored + payload).digest() != digest:
         return None
-    return _split(payload)
+    if stored != key.encode().ljust(_KEY_BYTES)[:_KEY_BYTES]:
+        return None  # another graph's entry (copied or renamed here): never run it
+    objects = _split(payload)
+    if objects is None or not all(o.startswith(OBJECT_MAGIC) for o in objects) or \
+            not any(ENTRY_SYMBOL in o for o in objects):
+        return None
+    return objects
 
 
 def load(key: str) -> list[bytes] | None:
@@ -91,7 +122,7 @@ def load(key: str) -> list[bytes] | None:
         data = path.read_bytes()
     except OSError:
         return None
-    objects = _unpack(data)
+    objects = _unpack(data, key)
     with contextlib.suppress(OSError):
         if objects is None:
             path.unlink()
@@ -133,11 +164,10 @@ def store(key: str, objects: Sequence[bytes]) -> None:
     payload = b"".join(len(obj).to_bytes(8, "little") + obj for obj in objects)
     tmp = None
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + len(payload).to_bytes(8, "little") +
-                    hashlib.sha256(payload).digest() + payload)
+            f.write(_pack(key, payload))
         os.replace(tmp, root / f"{key}.o")
         if key[0] == "0":  # about one store in 16 (keys are hex digests)
             prune(root, _max_bytes())

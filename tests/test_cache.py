@@ -148,3 +148,42 @@ def test_the_suite_does_not_write_the_users_cache():
     default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                            "graphc")
     assert os.environ.get("GRAPHC_CACHE_DIR") not in (None, "", default)
+
+
+def test_an_entry_under_another_key_is_a_miss_never_a_run(cache_dir):
+    """Graph B's valid entry copied under graph A's key: A recompiles and gets A's results."""
+    a_result = gc.compile(small_graph(2.0)).run(FEEDS)["y"]
+    (a_entry,) = entries(cache_dir)
+    gc.compile(small_graph(3.0))
+    (b_entry,) = [e for e in entries(cache_dir) if e != a_entry]
+    a_entry.write_bytes(b_entry.read_bytes())
+    exe = gc.compile(small_graph(2.0))
+    assert not exe.stats["cached"]
+    np.testing.assert_array_equal(exe.run(FEEDS)["y"], a_result)
+
+
+def test_a_checksummed_entry_of_garbage_objects_is_a_miss(cache_dir):
+    expected = gc.compile(small_graph()).run(FEEDS)["y"]
+    (entry,) = entries(cache_dir)
+    key = entry.stem
+    garbage = os.urandom(4096)
+    entry.write_bytes(cache._pack(key, len(garbage).to_bytes(8, "little") + garbage))
+    assert cache.load(key) is None and not entry.exists()
+    exe = gc.compile(small_graph())
+    assert not exe.stats["cached"]
+    np.testing.assert_array_equal(exe.run(FEEDS)["y"], expected)
+
+
+def test_the_directory_is_private_and_a_shared_one_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRAPHC_CACHE", raising=False)
+    private = tmp_path / "private" / "graphc"
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(private))
+    gc.compile(small_graph())
+    assert private.stat().st_mode & 0o777 == 0o700 and entries(private)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(shared))
+    with pytest.warns(UserWarning, match="other users may write"):
+        exe = gc.compile(small_graph())
+    assert not exe.stats["cached"] and not list(shared.iterdir())
